@@ -9,6 +9,7 @@ size, so that results do not depend on how a file happens to be split.
 
 from __future__ import annotations
 
+import mmap
 import queue
 import re
 import threading
@@ -75,28 +76,35 @@ def natural_key(text: str) -> tuple[object, ...]:
 def rechunk(stream: Iterator[Arrays], rows: int) -> Iterator[Arrays]:
     """Regroup a stream of column chunks into chunks of exactly ``rows`` rows.
 
-    The last chunk may be shorter. Pieces that already have the right size
-    pass through without a copy.
+    The last chunk may be shorter. Whole chunks inside a piece are views of it;
+    only the rows of a chunk that straddles two pieces are copied.
     """
-    pending: list[Arrays] = []
+    pending: list[Arrays] = []  # the start of the next chunk, fewer than `rows` rows
     have = 0
     for piece in stream:
         n = _length(piece)
-        if n == 0:
-            continue
-        if not pending and n == rows:
-            yield piece
-            continue
-        pending.append(piece)
-        have += n
-        while have >= rows:
-            joined = _concat(pending)
-            yield {k: v[:rows] for k, v in joined.items()}
-            rest = {k: v[rows:] for k, v in joined.items()}
-            have -= rows
-            pending = [rest] if have else []
-    if have:
+        at = 0
+        if pending and n:
+            at = min(rows - have, n)
+            pending.append(_rows(piece, 0, at))
+            have += at
+            if have < rows:
+                continue
+            yield _concat(pending)
+            pending, have = [], 0
+        while n - at >= rows:
+            yield _rows(piece, at, at + rows)
+            at += rows
+        if at < n:
+            pending, have = [_rows(piece, at, n)], n - at
+    if pending:
         yield _concat(pending)
+
+
+def _rows(arrays: Arrays, begin: int, end: int) -> Arrays:
+    if begin == 0 and end == _length(arrays):
+        return arrays
+    return {k: v[begin:end] for k, v in arrays.items()}
 
 
 def _length(arrays: Arrays) -> int:
@@ -110,6 +118,20 @@ def _concat(pieces: list[Arrays]) -> Arrays:
         return pieces[0]
     keys = pieces[0].keys()
     return {k: np.concatenate([p[k] for p in pieces]) for k in keys}
+
+
+def release_pages(mapped: mmap.mmap, begin: int, end: int) -> int:
+    """Drop mapped pages of bytes ``[begin, end)`` from this process (they stay in the page cache).
+
+    Mapped pages of a file count as the process's memory, and the file may be
+    larger than memory. Returns the page-aligned end actually released, where
+    the next call begins. A page released while still in use is read again.
+    """
+    end -= end % mmap.PAGESIZE
+    if end > begin and hasattr(mapped, "madvise"):
+        mapped.madvise(mmap.MADV_DONTNEED, begin, end - begin)
+        return end
+    return begin
 
 
 T = TypeVar("T")

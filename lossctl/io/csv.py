@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv as _csv
 import io
+import mmap
 import re
 import sys
 from collections import deque
@@ -20,6 +21,7 @@ import pyarrow.csv as pacsv
 
 from lossctl.errors import DataError
 from lossctl.io.arrow import READ_ERRORS, ArrowTable, shown, unreadable
+from lossctl.io.base import release_pages
 
 BLOCK_SIZE = 1 << 22
 PARSE_THREADS = 2
@@ -218,6 +220,82 @@ def _parse_pool() -> ThreadPoolExecutor:
     return _POOL
 
 
+class _Blocks:
+    """A file's data lines (the header dropped) as blocks of whole lines, about BLOCK_SIZE bytes each.
+
+    A plain file is memory-mapped: blocks are zero-copy views of the map, and
+    the pages of parsed blocks are handed back (``release``), so neither a copy
+    of the text nor the mapped file stays in memory. A compressed file is read
+    as a stream, a partial last line carried into the next block.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._map: mmap.mmap | None = None
+        self._released = 0
+
+    def __iter__(self) -> Iterator[tuple[pa.Buffer, int]]:
+        """``(block, end)``: ``end`` is the file offset after the block (0 for a stream)."""
+        if compression_of(self.path):
+            yield from self._streamed()
+            return
+        with open(self.path, "rb") as fh:
+            self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        mapped, size = self._map, len(self._map)
+        view = memoryview(mapped)
+        try:
+            start = 0
+            while start < size and mapped[start] in b"\r\n":
+                start += 1
+            header_end = mapped.find(b"\n", start)
+            start = size if header_end < 0 else header_end + 1
+            while start < size:
+                end = min(start + BLOCK_SIZE, size)
+                if end < size:
+                    cut = mapped.rfind(b"\n", start, end)
+                    if cut < 0:  # a line longer than a block: the block ends with it
+                        cut = mapped.find(b"\n", end)
+                    end = size if cut < 0 else cut + 1
+                yield pa.py_buffer(view[start:end]), end
+                start = end
+        finally:
+            view.release()
+
+    def _streamed(self) -> Iterator[tuple[pa.Buffer, int]]:
+        with _open_binary(self.path) as source:
+            data = b""
+            while True:  # up to the end of the header line, blank lines before it dropped
+                more = source.read(BLOCK_SIZE)
+                data = (data + more).lstrip(b"\r\n")
+                if not more or b"\n" in data:
+                    break
+            head = data.split(b"\n", 1)[1] if b"\n" in data else b""
+            while True:
+                data = source.read(BLOCK_SIZE)
+                if not data:
+                    if head.strip():
+                        yield pa.py_buffer(head), 0
+                    return
+                data = head + data
+                cut = data.rfind(b"\n") + 1
+                head = data[cut:]
+                if cut:
+                    yield pa.py_buffer(memoryview(data)[:cut]), 0
+
+    def release(self, end: int) -> None:
+        """The blocks up to file offset ``end`` are parsed: their pages can go."""
+        if self._map is not None:
+            self._released = release_pages(self._map, self._released, end)
+
+    def close(self) -> None:
+        if self._map is not None:
+            try:
+                self._map.close()
+            except BufferError:  # a block still referenced: the map goes with it
+                pass
+            self._map = None
+
+
 def _parallel_blocks(
     path: str, header: Sequence[str], parse: pacsv.ParseOptions, convert: pacsv.ConvertOptions
 ) -> Iterator[pa.RecordBatch]:
@@ -228,44 +306,61 @@ def _parallel_blocks(
     parsing blocks concurrently (pyarrow releases the GIL) gives the parallel
     speed with memory bounded by the blocks in flight. Like pyarrow's own
     default (``newlines_in_values=False``), a newline always ends a row.
-    """
-    options = pacsv.ReadOptions(column_names=list(header), use_threads=False)
 
-    def parse_block(block: bytes) -> pa.Table:
+    When every column is read as a number, a block is first converted with no
+    null markers (the markers are compared with every cell); a block with an
+    empty or ``NA`` cell, or any other failure, is converted again with
+    pyarrow's markers, so the result is the same either way.
+    """
+    numeric = convert.column_types and set(convert.column_types) >= set(convert.include_columns)
+    fast = (
+        pacsv.ConvertOptions(
+            include_columns=convert.include_columns,
+            column_types=convert.column_types,
+            null_values=[],
+            quoted_strings_can_be_null=False,
+        )
+        if numeric
+        else None
+    )
+
+    def parse_block(block: pa.Buffer) -> pa.Table:
+        # The whole block is one pyarrow block: one batch, no line straddles.
+        options = pacsv.ReadOptions(column_names=list(header), use_threads=False, block_size=block.size + 1)
+        if fast is not None:
+            try:
+                return pacsv.read_csv(block, read_options=options, parse_options=parse, convert_options=fast)
+            except READ_ERRORS:
+                pass
         try:
-            return pacsv.read_csv(pa.py_buffer(block), read_options=options, parse_options=parse, convert_options=convert)
+            return pacsv.read_csv(block, read_options=options, parse_options=parse, convert_options=convert)
         except READ_ERRORS as exc:
             # Its row number counts from this block's start: drop it, so that
             # the caller reads the file serially to name the row in the table.
             raise ValueError(_ROW.sub("", str(exc))) from exc
 
     pool = _parse_pool()
-    with _open_binary(path) as source:
-        pending: deque[Future[pa.Table]] = deque()
-        head = b""
-        first = True
-        while True:
-            data = source.read(BLOCK_SIZE)
-            if first:
-                # Drop the header line: the column names are given.
-                data = data.lstrip(b"\r\n")
-                while b"\n" not in data:
-                    more = source.read(BLOCK_SIZE)
-                    if not more:
-                        break
-                    data += more
-                data = data.split(b"\n", 1)[1] if b"\n" in data else b""
-                first = False
-            if not data:
-                if head.strip():
-                    pending.append(pool.submit(parse_block, head))
-                break
-            data = head + data
-            cut = data.rfind(b"\n") + 1
-            head = data[cut:]
-            if cut:
-                pending.append(pool.submit(parse_block, data[:cut]))
+    blocks = _Blocks(path)
+    pending: deque[tuple[Future[pa.Table], int]] = deque()
+    try:
+        for block, end in blocks:
+            pending.append((pool.submit(parse_block, block), end))
             while len(pending) > PARSE_THREADS:
-                yield from pending.popleft().result().to_batches()
+                yield from _finished(pending, blocks)
         while pending:
-            yield from pending.popleft().result().to_batches()
+            yield from _finished(pending, blocks)
+    finally:
+        for future, _ in pending:
+            future.cancel()
+        # Blocks already submitted hold views of the map until their parse ends.
+        for future, _ in pending:
+            if not future.cancelled():
+                future.exception()
+        blocks.close()
+
+
+def _finished(pending: deque[tuple[Future[pa.Table], int]], blocks: _Blocks) -> Iterator[pa.RecordBatch]:
+    future, end = pending.popleft()
+    table = future.result()
+    blocks.release(end)
+    yield from table.to_batches()

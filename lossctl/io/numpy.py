@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossctl.errors import DataError
-from lossctl.io.base import Arrays, ColumnInfo, Table
+from lossctl.io.base import Arrays, ColumnInfo, Table, release_pages
 
 
 def _kind(dtype: np.dtype) -> str:
@@ -98,18 +98,6 @@ def _map_npy(path: str) -> tuple[np.ndarray, mmap.mmap | None, int]:
     return array, mapped, offset
 
 
-def _release(mapped: mmap.mmap, begin: int, end: int) -> int:
-    """Drop mapped pages of bytes ``[begin, end)`` from this process (they stay in the page cache).
-
-    Returns the page-aligned end actually released, where the next call begins.
-    """
-    end -= end % mmap.PAGESIZE
-    if end > begin and hasattr(mapped, "madvise"):
-        mapped.madvise(mmap.MADV_DONTNEED, begin, end - begin)
-        return end
-    return begin
-
-
 class NpyTable(Table):
     """One ``.npy`` file, memory-mapped."""
 
@@ -137,7 +125,7 @@ class NpyTable(Table):
             # Pages of rows read several chunks ago go back to the page cache:
             # mapped pages count as our memory, and the file may be larger than it.
             if self._map is not None and self.array.flags.c_contiguous:
-                released = _release(self._map, released, self._offset + (start - _LAG * rows) * row_bytes)
+                released = release_pages(self._map, released, self._offset + (start - _LAG * rows) * row_bytes)
             part = self.array[start : start + rows]
             out: Arrays = {}
             for name in names:
