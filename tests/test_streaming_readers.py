@@ -1,8 +1,10 @@
-"""The CSV block reader and rechunking: how bytes become chunks must never change the numbers.
+"""Streaming readers and rechunking: how bytes become chunks must never change the numbers.
 
-Plain files are memory-mapped and cut into blocks of whole lines; compressed
-files are streamed. Blocks whose numbers are all plain are converted without
-null markers first, and again with them when a cell is empty or ``NA``.
+Plain CSV files are memory-mapped and cut into blocks of whole lines;
+compressed files are streamed. Blocks whose numbers are all plain are
+converted without null markers first, and again with them when a cell is
+empty or ``NA``. Parquet files are memory-mapped too, and the pages of row
+groups already decoded are handed back.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
 import lossctl.io.csv as csv_reader
+import lossctl.io.parquet as parquet_reader
 from lossctl.cli.main import cli
 from lossctl.io.base import rechunk
 
@@ -137,3 +142,25 @@ def test_rechunk_gives_exact_chunks_and_copies_only_straddling_rows(sizes: list[
         owner = int(np.searchsorted(starts, lo, side="right")) - 1
         if hi <= starts[owner + 1]:
             assert np.shares_memory(chunk["x"], pieces[owner]["x"])
+
+
+def test_parquet_pages_are_released_behind_the_row_groups_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    t = rng.normal(size=10_000)
+    p = t + rng.normal(size=t.size)
+    path = tmp_path / "groups.parquet"
+    pq.write_table(pa.table({"y_true": t, "y_pred": p}), path, row_group_size=999)
+    meta = pq.ParquetFile(path).metadata
+    starts = [parquet_reader._first_byte(meta.row_group(i)) for i in range(meta.num_row_groups)]
+    calls: list[int] = []
+    real = parquet_reader.release_pages
+
+    def spy(mapped: object, begin: int, end: int) -> int:
+        calls.append(end)
+        return real(mapped, begin, end)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(parquet_reader, "release_pages", spy)
+    doc = _eval(str(path), "-l", "mse", "--chunk-size", "700")
+    assert _value(doc, "mean_squared_error") == pytest.approx(np.mean((p - t) ** 2), rel=1e-12)
+    # One release per row group but the last, each up to where the next group begins.
+    assert calls == starts[1:]
