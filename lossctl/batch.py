@@ -55,6 +55,15 @@ class Batch:
             cache[key] = kernel(self, **params)
         return cache[key]
 
+    def row_total(self, kernel: Callable[..., F64], params: Mapping[str, Any]) -> float:
+        """The sum of :meth:`per_row` over this chunk, also computed once per chunk."""
+        key = (kernel, tuple(sorted(params.items())))
+        totals = self.__dict__.setdefault("_row_total", {})
+        if key not in totals:
+            # add.reduce, not np.sum: the same pairwise sum without np.sum's Python layer.
+            totals[key] = float(np.add.reduce(self.per_row(kernel, params)))
+        return totals[key]
+
     @cached_property
     def diff(self) -> F64:
         """``y_pred - y_true`` (broadcast when one side is a single column)."""

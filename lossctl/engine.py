@@ -136,12 +136,12 @@ class _Nan:
 
 def _finite_mask(arrays: dict[str, F64]) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
     bad_by_role: dict[str, np.ndarray] = {}
+    # Callers run under np.errstate(all="ignore") (the lanes, _one_pass).
     for role, a in arrays.items():
-        with np.errstate(over="ignore", invalid="ignore"):
-            if np.isfinite(np.add.reduce(a, axis=None)):
-                # A finite sum means no NaN and no infinity: one fast pass, no mask.
-                # (A sum that overflows falls through to the exact check.)
-                continue
+        if np.isfinite(np.add.reduce(a, axis=None)):
+            # A finite sum means no NaN and no infinity: one fast pass, no mask.
+            # (A sum that overflows falls through to the exact check.)
+            continue
         ok = np.isfinite(a)
         if a.ndim == 2:
             ok = ok.all(axis=1)

@@ -213,13 +213,14 @@ class R2State:
     def update(self, batch: Batch) -> None:
         if batch.y_true.ndim == 1 and batch.weight is None:
             n = len(batch)
-            mean1 = float(np.mean(batch.y_true))
+            mean1 = float(np.add.reduce(batch.y_true)) / n
             dev1 = batch.y_true - mean1
             self._fold(
                 np.array([float(n)]),
                 np.array([mean1]),
                 np.array([float(np.vdot(dev1, dev1))]),
-                np.array([float(np.sum(batch.sq_diff))]),
+                # The residual sum of squares is MSE's sum: summed once per chunk for both.
+                np.array([batch.row_total(mean_squared_error, {})]),
                 n,
                 n,
             )
