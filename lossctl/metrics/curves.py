@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,6 +31,9 @@ from lossctl.metrics.confusion import (
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, register
 from lossctl.state import Value
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 # Keras's backend.epsilon(): the AUC's end thresholds are -eps and 1 + eps.
 EPSILON = 1e-7
@@ -173,6 +176,15 @@ class ExactAUCState:
                 pw = _concat_weights(self.pos_w[j], self.pos[j])
                 nw = _concat_weights(self.neg_w[j], self.neg[j])
                 pos, neg = _concat(self.pos[j]), _concat(self.neg[j])
+            elif self.curve == "ROC":
+                # The common case: both cores sort and count (see _roc_auc_on_two_cores).
+                value, why = _roc_auc_on_two_cores(self.pos[j], self.neg[j])
+                self.pos_w[j], self.neg_w[j] = [None] * len(self.pos[j]), [None] * len(self.neg[j])
+                if value is None:
+                    where = f" for label column {j}" if len(self.pos) > 1 else ""
+                    return Value.undefined(f"AUC is undefined{where}: {why}")
+                values.append(value)
+                continue
             else:
                 # Keep the scores sorted in one piece: the same multiset, so the
                 # state is unchanged, but the chunks are moved into one array as
@@ -233,6 +245,87 @@ def _sort_both(a: F64, b: F64) -> None:
     other.start()
     b.sort()
     other.join()
+
+
+def _roc_auc_on_two_cores(pos_parts: list[F64], neg_parts: list[F64]) -> tuple[float | None, str]:
+    """Unweighted exact ROC AUC from lists of score chunks, the work shared by two threads.
+
+    The negatives are split in two parts so that one thread sorts the
+    positives and the first part while the other sorts the second, in about
+    the same time; then each counts the positives against one part
+    (Mann-Whitney counts add up over parts).
+    The lists are left holding the sorted arrays (one for the positives, one
+    or two for the negatives), so a second call sorts nothing. NumPy releases
+    the GIL in sort and searchsorted.
+    """
+    n_pos = sum(p.size for p in pos_parts)
+    n_neg = sum(p.size for p in neg_parts)
+    # Balanced: one thread takes the positives and `first`, the other `second`.
+    first, second = _split(neg_parts, (n_neg - n_pos) / 2.0)
+    # Only the two lists hold the chunks now: each is freed once copied (one copy at the peak).
+    neg_parts.clear()
+    small = n_pos + n_neg < 2 * _BLOCK
+    if small:
+        pos, a, b = _sorted_whole(pos_parts), _sorted_whole(first), _sorted_whole(second)
+    else:
+        (pos, a), b = _both(
+            lambda: (_sorted_whole(pos_parts), _sorted_whole(first)), lambda: _sorted_whole(second)
+        )
+    pos_parts[:] = [pos]
+    neg_parts[:] = [x for x in (a, b) if x.size]
+    if any(x.size and np.isnan(x[-1]) for x in (pos, a, b)):
+        return None, "NaN scores"
+    if pos.size == 0 or a.size + b.size == 0:
+        return None, "y_true holds only one class (Keras reports 0)"
+    if small:
+        twice = _twice_mann_whitney(pos, a) + _twice_mann_whitney(pos, b)
+    else:
+        ta, tb = _both(lambda: _twice_mann_whitney(pos, a), lambda: _twice_mann_whitney(pos, b))
+        twice = ta + tb
+    return twice / (2.0 * pos.size * (a.size + b.size)), ""
+
+
+def _split(parts: list[F64], size: float) -> tuple[list[F64], list[F64]]:
+    """The chunks in two lists, the first holding about ``size`` scores (no copy)."""
+    acc = 0
+    for i, p in enumerate(parts):
+        if acc >= size:
+            return parts[:i], parts[i:]
+        acc += p.size
+    return list(parts), []
+
+
+def _sorted_whole(parts: list[F64]) -> F64:
+    """The chunks as one sorted array: a new one, unless the list holds one already sorted."""
+    if not parts:
+        return np.empty(0)
+    if len(parts) == 1:
+        return parts[0] if _is_sorted(parts[0]) else np.sort(parts[0])
+    whole = _consolidate(parts)
+    whole.sort()
+    return whole
+
+
+def _both(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
+    """``(first(), second())`` with ``first`` run in a second thread."""
+    out: list[T] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            out.append(first())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="lossctl-auc")
+    thread.start()
+    try:
+        result = second()
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
+    return out[0], result
 
 
 def _consolidate(parts: list[F64]) -> F64:
@@ -296,38 +389,7 @@ def exact_roc_auc(pos: F64, neg: F64, pos_w: F64 | None, neg_w: F64 | None) -> t
     if wp == 0.0 or wn == 0.0:
         return None, "y_true holds only one class (Keras reports 0)"
     if pos_w is None and neg_w is None:
-        # Count per distinct positive score (scores tie often: rounded model
-        # outputs), and look up the "<= s" count only where a negative equals s.
-        # Integer sums are exact; one division at the end.
-        # Blocks of positives keep the temporaries small (a run that spans two
-        # blocks is simply looked up twice: the counts add up the same).
-        twice = 0
-        if _distinct(neg) * 4 < neg.size:
-            # Heavily tied negatives: look up in their distinct values (a much
-            # smaller array), with counts below and at each value from a cumsum.
-            # starts[k] is the number of negatives below the k-th distinct value.
-            starts = _run_starts(neg)
-            neg_values = neg[starts[:-1]]
-            for a in range(0, pos.size, _BLOCK):
-                values, counts = _runs(pos[a : a + _BLOCK])
-                at = np.searchsorted(neg_values, values, side="left")
-                below = starts[at]
-                inside = np.flatnonzero(at < neg_values.size)
-                equal = inside[neg_values[at[inside]] == values[inside]]
-                upto = below.copy()
-                upto[equal] = starts[at[equal] + 1]
-                twice += int(np.dot(counts, below)) + int(np.dot(counts, upto))
-            return twice / (2.0 * pos.size * neg.size), ""
-        for a in range(0, pos.size, _BLOCK):
-            values, counts = _runs(pos[a : a + _BLOCK])
-            below = np.searchsorted(neg, values, side="left")
-            upto = below.copy()
-            inside = np.flatnonzero(below < neg.size)
-            tied = inside[neg[below[inside]] == values[inside]]
-            if tied.size:
-                upto[tied] = np.searchsorted(neg, values[tied], side="right")
-            twice += int(np.dot(counts, below)) + int(np.dot(counts, upto))
-        return twice / (2.0 * pos.size * neg.size), ""
+        return _twice_mann_whitney(pos, neg) / (2.0 * pos.size * neg.size), ""
     assert pos_w is not None and neg_w is not None
     below = np.searchsorted(neg, pos, side="left")
     upto = np.searchsorted(neg, pos, side="right")
@@ -337,7 +399,49 @@ def exact_roc_auc(pos: F64, neg: F64, pos_w: F64 | None, neg_w: F64 | None) -> t
     return num / (wp * wn), ""
 
 
+def _twice_mann_whitney(pos: F64, neg: F64) -> int:
+    """``2 * #(pos > neg) + #(pos == neg)`` over all pairs, for sorted, unweighted scores.
+
+    Exact integers: the count over several parts of ``neg`` is the sum of the parts' counts.
+    """
+    # Count per distinct positive score (scores tie often: rounded model
+    # outputs), and look up the "<= s" count only where a negative equals s.
+    # Integer sums are exact; one division at the end.
+    # Blocks of positives keep the temporaries small (a run that spans two
+    # blocks is simply looked up twice: the counts add up the same).
+    twice = 0
+    if _distinct(neg) * 4 < neg.size:
+        # Heavily tied negatives: look up in their distinct values (a much
+        # smaller array), with counts below and at each value from a cumsum.
+        # starts[k] is the number of negatives below the k-th distinct value.
+        starts = _run_starts(neg)
+        neg_values = neg[starts[:-1]]
+        for a in range(0, pos.size, _COUNT_BLOCK):
+            values, counts = _runs(pos[a : a + _COUNT_BLOCK])
+            at = np.searchsorted(neg_values, values, side="left")
+            below = starts[at]
+            inside = np.flatnonzero(at < neg_values.size)
+            equal = inside[neg_values[at[inside]] == values[inside]]
+            upto = below.copy()
+            upto[equal] = starts[at[equal] + 1]
+            twice += int(np.dot(counts, below)) + int(np.dot(counts, upto))
+        return twice
+    for a in range(0, pos.size, _COUNT_BLOCK):
+        values, counts = _runs(pos[a : a + _COUNT_BLOCK])
+        below = np.searchsorted(neg, values, side="left")
+        upto = below.copy()
+        inside = np.flatnonzero(below < neg.size)
+        tied = inside[neg[below[inside]] == values[inside]]
+        if tied.size:
+            upto[tied] = np.searchsorted(neg, values[tied], side="right")
+        twice += int(np.dot(counts, below)) + int(np.dot(counts, upto))
+    return twice
+
+
 _BLOCK = 1 << 20
+# Positives counted per block: its temporaries (a few int64 arrays of this
+# length) exist in both counting threads at once, at the peak of memory.
+_COUNT_BLOCK = 1 << 18
 
 
 def _distinct(sorted_values: F64) -> int:
