@@ -144,23 +144,31 @@ def test_rechunk_gives_exact_chunks_and_copies_only_straddling_rows(sizes: list[
             assert np.shares_memory(chunk["x"], pieces[owner]["x"])
 
 
-def test_parquet_pages_are_released_behind_the_row_groups_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parquet_pages_are_released_behind_the_rows_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(5)
     t = rng.normal(size=10_000)
     p = t + rng.normal(size=t.size)
     path = tmp_path / "groups.parquet"
     pq.write_table(pa.table({"y_true": t, "y_pred": p}), path, row_group_size=999)
     meta = pq.ParquetFile(path).metadata
-    starts = [parquet_reader._first_byte(meta.row_group(i)) for i in range(meta.num_row_groups)]
-    calls: list[int] = []
-    real = parquet_reader.release_pages
+    chunks = [
+        (c.dictionary_page_offset or c.data_page_offset, c.total_compressed_size)
+        for g in (meta.row_group(i) for i in range(meta.num_row_groups))
+        for c in (g.column(j) for j in range(g.num_columns))
+    ]
+    calls: list[tuple[int, int]] = []
+    real = parquet_reader.release_range
 
-    def spy(mapped: object, begin: int, end: int) -> int:
-        calls.append(end)
-        return real(mapped, begin, end)  # type: ignore[arg-type]
+    def spy(mapped: object, begin: int, end: int) -> None:
+        calls.append((begin, end))
+        real(mapped, begin, end)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(parquet_reader, "release_pages", spy)
+    monkeypatch.setattr(parquet_reader, "release_range", spy)
     doc = _eval(str(path), "-l", "mse", "--chunk-size", "700")
     assert _value(doc, "mean_squared_error") == pytest.approx(np.mean((p - t) ** 2), rel=1e-12)
-    # One release per row group but the last, each up to where the next group begins.
-    assert calls == starts[1:]
+    size = path.stat().st_size
+    # Every column chunk is released whole once its row group is read, and the whole map at the end.
+    assert all((start, start + length) in calls for start, length in chunks)
+    assert calls[-1] == (0, size)
+    # Before that, nothing beyond the chunk being read: each range lies inside one column chunk.
+    assert all(any(s <= b and e <= s + n for s, n in chunks) for b, e in calls[:-1] if e > b)

@@ -128,10 +128,18 @@ def release_pages(mapped: mmap.mmap, begin: int, end: int) -> int:
     the next call begins. A page released while still in use is read again.
     """
     end -= end % mmap.PAGESIZE
-    if end > begin and hasattr(mapped, "madvise"):
-        mapped.madvise(mmap.MADV_DONTNEED, begin, end - begin)
+    if end > begin:
+        release_range(mapped, begin, end)
         return end
     return begin
+
+
+def release_range(mapped: mmap.mmap, begin: int, end: int) -> None:
+    """Drop the whole mapped pages inside bytes ``[begin, end)`` from this process (see release_pages)."""
+    begin += -begin % mmap.PAGESIZE
+    end -= end % mmap.PAGESIZE
+    if end > begin and hasattr(mapped, "madvise"):
+        mapped.madvise(mmap.MADV_DONTNEED, begin, end - begin)
 
 
 T = TypeVar("T")

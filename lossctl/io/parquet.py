@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from lossctl.errors import DataError
 from lossctl.io.arrow import READ_ERRORS, ArrowTable, unreadable
-from lossctl.io.base import natural_key, release_pages
+from lossctl.io.base import natural_key, release_range
 
 PARQUET_EXTENSIONS = (".parquet", ".pq", ".parq")
 
@@ -61,31 +61,46 @@ class _Mapped:
 
     def batches(self, names: Sequence[str], rows: int) -> Iterator[pa.RecordBatch]:
         meta = self.file.metadata
-        # (last row + 1, first byte) of each row group: once the rows of group i
-        # are out, every byte before group i + 1 has been decoded.
-        ends: list[tuple[int, int]] = []
-        total = 0
-        for i in range(meta.num_row_groups):
-            group = meta.row_group(i)
-            total += group.num_rows
-            after = meta.row_group(i + 1) if i + 1 < meta.num_row_groups else None
-            ends.append((total, _first_byte(after) if after is not None else 0))
-        done = released = 0
-        group = 0
+        groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+        group, first_row, done = 0, 0, 0
+        released: dict[int, int] = {}  # column -> offset released up to, in the current group
         for batch in self.file.iter_batches(batch_size=rows, columns=list(names), use_threads=True):
             done += batch.num_rows
-            while group < len(ends) and done >= ends[group][0]:
-                if self.map is not None and ends[group][1]:
-                    released = release_pages(self.map, released, ends[group][1])
-                group += 1
+            if self.map is not None:
+                while group < len(groups) and done >= first_row + groups[group].num_rows:
+                    _release_columns(self.map, groups[group], 1.0, released)
+                    released.clear()
+                    first_row += groups[group].num_rows
+                    group += 1
+                if group < len(groups):
+                    share = (done - first_row) / max(groups[group].num_rows, 1)
+                    _release_columns(self.map, groups[group], share, released)
             yield batch
+        if self.map is not None:
+            release_range(self.map, 0, len(self.map))
 
 
-def _first_byte(group: pq.RowGroupMetaData) -> int:
-    return min(
-        min(c.data_page_offset, c.dictionary_page_offset or c.data_page_offset)
-        for c in (group.column(j) for j in range(group.num_columns))
-    )
+# Column chunks are decoded front to back as the rows come out; what lies
+# behind, a margin short of the estimated decoding point (pages are decoded
+# whole, a little ahead of the rows handed out), is handed back in steps of
+# at least _STEP bytes: each release is a system call that also flushes the
+# other core's address translations. Narrow chunks wait for the group's end.
+_MARGIN = 4 << 20
+_STEP = 16 << 20
+
+
+def _release_columns(mapped: mmap.mmap, group: pq.RowGroupMetaData, share: float, released: dict[int, int]) -> None:
+    """Release the first ``share`` of every column chunk of a row group (all of it at 1.0)."""
+    for j in range(group.num_columns):
+        chunk = group.column(j)
+        start = chunk.dictionary_page_offset or chunk.data_page_offset
+        end = start + chunk.total_compressed_size
+        if share < 1.0:
+            end = start + int(share * chunk.total_compressed_size) - _MARGIN
+        begin = released.get(j, start)
+        if share >= 1.0 or end - begin >= _STEP:
+            release_range(mapped, begin, end)
+            released[j] = end
 
 
 def _open(path: str) -> _Mapped:
