@@ -1,7 +1,10 @@
 """CSV / TSV / TXT, plain or gzip/bz2/zstd compressed, or standard input ('-').
 
-Streams with pyarrow's CSV reader; for files, the columns that are needed are
-the only ones decoded (the file is reopened with a projection).
+The header and the first block are read with pyarrow's streaming reader (to
+learn the columns and their types). A file is then read again in blocks of
+whole lines, memory-mapped when it is not compressed, parsed on two threads,
+with only the needed columns decoded. Standard input streams through
+pyarrow's reader as it is.
 """
 
 from __future__ import annotations
