@@ -172,3 +172,22 @@ def test_parquet_pages_are_released_behind_the_rows_read(tmp_path: Path, monkeyp
     assert calls[-1] == (0, size)
     # Before that, nothing beyond the chunk being read: each range lies inside one column chunk.
     assert all(any(s <= b and e <= s + n for s, n in chunks) for b, e in calls[:-1] if e > b)
+
+
+def test_a_named_pipe_is_read_once_front_to_back(tmp_path: Path) -> None:
+    # `lossctl eval <(zcat preds.csv.gz) --input-format csv`: the shell passes /dev/fd/N, a pipe.
+    import os
+    import threading
+
+    t, p = _late_table(2500)
+    text = "y_true,y_pred\n" + "".join(f"{a!r},{b!r}\n" for a, b in zip(t.tolist(), p.tolist(), strict=True))
+    fifo = tmp_path / "preds"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_text, args=(text,))
+    writer.start()
+    try:
+        doc = _eval(str(fifo), "--input-format", "csv", "-l", "mse,mae")
+    finally:
+        writer.join(timeout=10)
+    assert doc["input"]["rows"] == len(t)
+    assert _value(doc, "mean_squared_error") == pytest.approx(np.mean((p - t) ** 2), rel=1e-12)

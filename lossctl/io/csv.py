@@ -12,7 +12,9 @@ from __future__ import annotations
 import csv as _csv
 import io
 import mmap
+import os
 import re
+import stat
 import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -130,14 +132,25 @@ def _not_utf8(sample: bytes) -> int | None:
     return None
 
 
+def _is_pipe(path: str) -> bool:
+    """A FIFO or a character device (``/dev/fd/N`` of a shell's process substitution)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False  # missing or unreadable: opening it says which
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
 def open_csv_table(path: str, delimiter: str | None = None) -> ArrowTable:
     """Open a delimited text file (or ``-`` for standard input) as a streaming table."""
     label = "<stdin>" if path == "-" else path
+    # Standard input and pipes (`<(zcat preds.csv.gz)`) can be read only once, front to back.
+    once = path == "-" or _is_pipe(path)
     try:
-        if path == "-":
-            stdin = sys.stdin.buffer
-            sample = stdin.read(_SNIFF_BYTES)
-            raw: BinaryIO = _Prefixed(sample, stdin)
+        if once:
+            stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115 - read to its end by pyarrow
+            sample = stream.read(_SNIFF_BYTES)
+            raw: BinaryIO = _Prefixed(sample, stream)
         else:
             raw = _open_binary(path)
             sample = raw.read(_SNIFF_BYTES)
@@ -173,7 +186,7 @@ def open_csv_table(path: str, delimiter: str | None = None) -> ArrowTable:
     def locate(exc: BaseException, convert: pacsv.ConvertOptions | None) -> DataError:
         # Error path only: the threaded reader leaves the row out, so read the
         # file again serially up to the same error to learn its row.
-        if path != "-" and not _ROW.search(str(exc)):
+        if not once and not _ROW.search(str(exc)):
             try:
                 for _ in pacsv.open_csv(_open_binary(path), read_options=serial, parse_options=parse, convert_options=convert):
                     pass
@@ -185,7 +198,7 @@ def open_csv_table(path: str, delimiter: str | None = None) -> ArrowTable:
 
     def batches(names: Sequence[str], rows: int) -> Iterator[pa.RecordBatch]:
         reader = state.pop("first", None)
-        if path != "-":
+        if not once:
             if reader is not None:
                 reader.close()
             # Reopen decoding only the needed columns, as numbers: a later
@@ -199,7 +212,7 @@ def open_csv_table(path: str, delimiter: str | None = None) -> ArrowTable:
             convert: pacsv.ConvertOptions | None = pacsv.ConvertOptions(include_columns=list(names), column_types=types)
             reader = _parallel_blocks(path, schema.names, parse, convert)
         elif reader is None:
-            raise DataError("<stdin>: standard input can be read only once")
+            raise DataError(f"{label}: standard input or a pipe can be read only once")
         else:
             convert = None
         try:
