@@ -237,14 +237,7 @@ def _compact_tail(scores: list[F64], weights: list[F64 | None]) -> None:
 
 def _sort_both(a: F64, b: F64) -> None:
     """Sort two arrays in place at the same time (NumPy's sort releases the GIL: two cores)."""
-    if min(a.size, b.size) < _BLOCK:
-        a.sort()
-        b.sort()
-        return
-    other = threading.Thread(target=a.sort, name="lossctl-sort")
-    other.start()
-    b.sort()
-    other.join()
+    _both(a.sort, b.sort, parallel=min(a.size, b.size) >= _BLOCK)
 
 
 def _roc_auc_on_two_cores(pos_parts: list[F64], neg_parts: list[F64]) -> tuple[float | None, str]:
@@ -264,25 +257,19 @@ def _roc_auc_on_two_cores(pos_parts: list[F64], neg_parts: list[F64]) -> tuple[f
     first, second = _split(neg_parts, (n_neg - n_pos) / 2.0)
     # Only the two lists hold the chunks now: each is freed once copied (one copy at the peak).
     neg_parts.clear()
-    small = n_pos + n_neg < 2 * _BLOCK
-    if small:
-        pos, a, b = _sorted_whole(pos_parts), _sorted_whole(first), _sorted_whole(second)
-    else:
-        (pos, a), b = _both(
-            lambda: (_sorted_whole(pos_parts), _sorted_whole(first)), lambda: _sorted_whole(second)
-        )
+    # Small inputs: threads would cost more than they save.
+    parallel = n_pos + n_neg >= 2 * _BLOCK
+    (pos, a), b = _both(
+        lambda: (_sorted_whole(pos_parts), _sorted_whole(first)), lambda: _sorted_whole(second), parallel=parallel
+    )
     pos_parts[:] = [pos]
     neg_parts[:] = [x for x in (a, b) if x.size]
     if any(x.size and np.isnan(x[-1]) for x in (pos, a, b)):
         return None, "NaN scores"
     if pos.size == 0 or a.size + b.size == 0:
         return None, "y_true holds only one class (Keras reports 0)"
-    if small:
-        twice = _twice_mann_whitney(pos, a) + _twice_mann_whitney(pos, b)
-    else:
-        ta, tb = _both(lambda: _twice_mann_whitney(pos, a), lambda: _twice_mann_whitney(pos, b))
-        twice = ta + tb
-    return twice / (2.0 * pos.size * (a.size + b.size)), ""
+    ta, tb = _both(lambda: _twice_mann_whitney(pos, a), lambda: _twice_mann_whitney(pos, b), parallel=parallel)
+    return (ta + tb) / (2.0 * pos.size * (a.size + b.size)), ""
 
 
 def _split(parts: list[F64], size: float) -> tuple[list[F64], list[F64]]:
@@ -306,8 +293,10 @@ def _sorted_whole(parts: list[F64]) -> F64:
     return whole
 
 
-def _both(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
-    """``(first(), second())`` with ``first`` run in a second thread."""
+def _both(first: Callable[[], T], second: Callable[[], U], *, parallel: bool = True) -> tuple[T, U]:
+    """``(first(), second())``, ``first`` run in a second thread when ``parallel``."""
+    if not parallel:
+        return first(), second()
     out: list[T] = []
     failed: list[BaseException] = []
 
@@ -317,7 +306,7 @@ def _both(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
             failed.append(exc)
 
-    thread = threading.Thread(target=run, name="lossctl-auc")
+    thread = threading.Thread(target=run, name="lossctl-sort")
     thread.start()
     try:
         result = second()
@@ -496,9 +485,9 @@ def exact_average_precision(
         return None, "NaN scores"
     if pos.size == 0 or (pos_w is not None and float(pos_w.sum()) == 0.0):
         return None, "no positive labels (Keras reports 0)"
-    # Each distinct positive score starts a run in the sorted positives.
-    starts = np.concatenate(([0], np.flatnonzero(pos[1:] != pos[:-1]) + 1))
-    ends = np.append(starts[1:], pos.size)
+    # Each distinct positive score is a run in the sorted positives.
+    runs = _run_starts(pos)
+    starts, ends = runs[:-1], runs[1:]
     neg_below = np.searchsorted(neg, pos[starts], side="left")
     if pos_w is None and neg_w is None:
         tp = (pos.size - starts).astype(np.float64)
