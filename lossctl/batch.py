@@ -26,13 +26,15 @@ class Batch:
 
     Arrays are float64, shape ``(N,)`` for one value per row or ``(N, D)`` for
     a vector per row. ``weight`` is ``(N,)`` or ``None``. Kernels treat the
-    arrays as read-only.
+    arrays as read-only. ``slot`` is the state slot the rows fold into.
     """
 
-    def __init__(self, y_true: F64, y_pred: F64, weight: F64 | None = None) -> None:
+    def __init__(self, y_true: F64, y_pred: F64, weight: F64 | None = None, slot: int = 0) -> None:
         self.y_true = y_true
         self.y_pred = y_pred
         self.weight = weight
+        # The state slot every row of this chunk folds into (see lossctl.state).
+        self.slot = slot
 
     def __len__(self) -> int:
         return int(self.y_true.shape[0])

@@ -17,7 +17,9 @@ from typing import Any, Literal
 
 from lossctl.errors import UsageProblem
 from lossctl.params import Param, RawSpec, did_you_mean, normalize_name, split_specs
-from lossctl.state import REDUCTIONS, Kernel, MeanState, State, TransformedState
+from lossctl.state import REDUCTIONS, Accumulator, Bound, Mean, State, Transformed
+
+Kernel = Callable[..., Any]
 
 Kind = Literal["loss", "metric"]
 Direction = Literal["min", "max"]
@@ -62,8 +64,8 @@ class MetricDef:
         sklearn: the scikit-learn equivalent, or ``None``.
         kernel: per-row function ``(batch, **params) -> (N,)`` for mean-type
             entries; ``None`` when ``state`` is given.
-        state: factory ``(params) -> State`` for whole-table metrics; ``None``
-            means the weighted mean of ``kernel``.
+        state: factory ``(params) -> Accumulator`` for whole-table metrics;
+            ``None`` means the weighted mean of ``kernel`` (:class:`Mean`).
         memory: ``constant`` or a statement of the per-row memory cost.
         legacy: Keras 2 names kept for old code, mapped to this entry.
         deviations: where lossctl deliberately differs from Keras.
@@ -99,7 +101,7 @@ class MetricDef:
     keras: str | None = None
     sklearn: str | None = None
     kernel: Kernel | None = None
-    state: Callable[[Mapping[str, Any]], State] | None = None
+    state: Callable[[Mapping[str, Any]], Accumulator] | None = None
     memory: str = "constant"
     legacy: tuple[str, ...] = ()
     deviations: str = ""
@@ -127,23 +129,50 @@ class MetricDef:
         """Parameter defaults, ``reduction`` included for losses."""
         return {p.name: p.default for p in self.all_params}
 
-    def make_state(self, params: Mapping[str, Any], kind: Kind | None = None) -> State:
-        """A fresh state for these resolved parameters, requested as ``kind``."""
+    def accumulator(self, params: Mapping[str, Any], kind: Kind | None = None) -> Accumulator:
+        """The behaviour for these resolved parameters, requested as ``kind``."""
         if self.state is not None:
-            state = self.state(params)
+            acc = self.state(params)
+            if not isinstance(acc, Accumulator):
+                acc = _Legacy(self.state, params)
         else:
             assert self.kernel is not None, f"{self.name} has neither kernel nor state"
             kernel_params = {k: v for k, v in params.items() if k != "reduction"}
-            state = MeanState(self.kernel, kernel_params, params.get("reduction", "mean"))
+            acc = Mean(self.kernel, kernel_params, params.get("reduction", "mean"))
         if self.metric_negates and kind == "metric":
-            return TransformedState(state, operator.neg)
-        return state
+            return Transformed(acc, operator.neg)
+        return acc
+
+    def make_state(self, params: Mapping[str, Any], kind: Kind | None = None) -> Bound:
+        """A fresh state bound to its accumulator: ``update``, ``merge``, ``result``."""
+        return Bound(self.accumulator(params, kind))
 
     def direction_for(self, kind: Kind | None) -> Direction:
         """``min``/``max`` for the value as requested (see ``metric_negates``)."""
         if self.metric_negates and kind == "metric":
             return "max" if self.direction == "min" else "min"
         return self.direction
+
+
+class _Legacy(Accumulator):
+    """Transitional: an old-style state object (update/merge/result) held in one slot."""
+
+    def __init__(self, factory: Callable[[Mapping[str, Any]], Any], params: Mapping[str, Any]) -> None:
+        self.factory, self.params = factory, params
+        self.key = f"legacy:{id(self)}"
+
+    def new(self, slots: int = 1) -> State:
+        state = State(slots)
+        state.kinds["legacy"] = "legacy"
+        state.data["legacy"] = [self.factory(self.params) for _ in range(slots)]
+        return state
+
+    def update(self, state: State, batch: Any) -> None:
+        state.data["legacy"][batch.slot].update(batch)
+        self.count(state, batch)
+
+    def finish(self, state: State, slot: int = 0) -> Any:
+        return state.data["legacy"][slot].result()
 
 
 _ENTRIES: dict[str, MetricDef] = {}

@@ -1,20 +1,42 @@
-"""Streaming metric states: ``update`` per chunk, pure ``merge``, ``result``.
+"""Declared array states: data only, one generic merge, a leading slot axis.
 
-Every state keeps float64 sums, weight sums and counts, never running means,
-so that partial states over any split of the rows combine exactly (up to
-float rounding) into what one pass over all rows gives.
+A :class:`State` is a small set of named NumPy arrays. Each array has a
+*merge kind* that says how two states over different rows combine:
+
+- ``sum``: added (weighted counts, totals, histograms);
+- ``max`` / ``min``: element-wise maximum / minimum;
+- ``comoment``: a block of weighted co-moments (weight, means, centred
+  second moments) combined with the pairwise update of Chan et al.;
+- ``concat``: rows kept as they came (exact AUC's scores), a list of
+  chunks per slot, concatenated on merge.
+
+Every array has a leading *slot* axis: slot ``s`` of a state is a complete
+state of its own (one group of a sliced run, one bootstrap replicate). A
+chunk is folded into one slot, :attr:`Batch.slot`.
+
+Behaviour (how a chunk updates a state, how a state becomes a value) lives
+in an :class:`Accumulator` bound to a registry entry's parameters, never in
+the state: a state can therefore be saved (:meth:`State.to_arrays`), loaded
+(:meth:`State.from_arrays`), merged anywhere and shared by every entry whose
+accumulator has the same ``key`` (precision, recall and F1 fill one set of
+confusion counts).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Self
+from typing import Any
 
 import numpy as np
 
 from lossctl.batch import F64, Batch
+from lossctl.errors import DataError
+
+KINDS = ("sum", "max", "min", "comoment", "concat")
+OFFSETS = "#offsets"
+_FILL = {"sum": 0, "max": -np.inf, "min": np.inf, "comoment": 0}
 
 
 @dataclass(frozen=True)
@@ -45,93 +67,398 @@ class Value:
         return cls(None, note, extra)
 
 
-class State(Protocol):
-    """The streaming contract every metric state follows.
+class State:
+    """Named arrays with merge kinds and a leading slot axis; no behaviour.
 
-    ``update`` folds one chunk in place and does not depend on chunk order;
-    ``merge`` returns a new state equal to one pass over both inputs' rows and
-    leaves both inputs unchanged; ``result`` can be called any number of times.
+    ``rows`` (``sum``, one integer per slot) is always present. Other arrays
+    are declared on first use (:meth:`declare`), because their trailing shape
+    (the number of classes) is known only from the data.
     """
 
-    def update(self, batch: Batch) -> None: ...
+    __slots__ = ("slots", "kinds", "data")
 
-    def merge(self, other: Self) -> Self: ...
+    def __init__(self, slots: int = 1) -> None:
+        if slots < 1:
+            raise ValueError("a state has at least one slot")
+        self.slots = slots
+        self.kinds: dict[str, str] = {"rows": "sum"}
+        self.data: dict[str, Any] = {"rows": np.zeros(slots, dtype=np.int64)}
 
-    def result(self) -> Value: ...
+    # -- declaring and filling ---------------------------------------------
+
+    def declare(self, name: str, kind: str, tail: tuple[int, ...] = (), dtype: Any = np.float64) -> np.ndarray:
+        """The array ``name`` of shape ``(slots, *tail)``, created filled with its kind's identity.
+
+        A second declaration with another trailing shape is a data error: the
+        rows seen so far had another number of classes or columns.
+        """
+        if kind == "concat":
+            raise ValueError("concat arrays are filled with append()")
+        existing = self.data.get(name)
+        if existing is None:
+            self.kinds[name] = kind
+            array = np.full((self.slots, *tail), _FILL[kind], dtype=dtype)
+            self.data[name] = array
+            return array
+        if existing.shape[1:] != tuple(tail):
+            raise DataError(f"cannot combine {_describe(existing.shape[1:])} with {_describe(tuple(tail))}")
+        return existing
+
+    def get(self, name: str) -> np.ndarray | None:
+        """A declared fixed-shape array, or ``None`` when no chunk declared it yet."""
+        return self.data.get(name)
+
+    def append(self, name: str, slot: int, chunk: np.ndarray) -> list[np.ndarray]:
+        """Keep ``chunk`` (rows on axis 0) in the concat array ``name`` of ``slot``; returns that slot's list."""
+        lists = self.data.get(name)
+        if lists is None:
+            self.kinds[name] = "concat"
+            lists = self.data[name] = [[] for _ in range(self.slots)]
+        lists[slot].append(chunk)
+        return lists[slot]
+
+    def chunks(self, name: str, slot: int) -> list[np.ndarray]:
+        """The chunks of concat array ``name`` in ``slot`` (an empty list when never filled)."""
+        lists = self.data.get(name)
+        return [] if lists is None else lists[slot]
+
+    def rows(self, slot: int = 0) -> int:
+        return int(self.data["rows"][slot])
+
+    def names(self) -> list[str]:
+        return list(self.data)
+
+    # -- saving and loading ------------------------------------------------
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every array as one NumPy array; a concat array also gives ``NAME#offsets`` (slots + 1)."""
+        out: dict[str, np.ndarray] = {}
+        for name, kind in self.kinds.items():
+            value = self.data[name]
+            if kind != "concat":
+                out[name] = value
+                continue
+            parts = [c for slot in value for c in slot]
+            counts = [sum(len(c) for c in slot) for slot in value]
+            offsets = np.zeros(self.slots + 1, dtype=np.int64)
+            np.cumsum(counts, out=offsets[1:])
+            if parts:
+                out[name] = np.concatenate(parts)
+            else:
+                out[name] = np.zeros(0)
+            out[name + OFFSETS] = offsets
+        return out
+
+    def layout(self) -> dict[str, str]:
+        """``{name: kind}`` of every array (a state file's header keeps it)."""
+        return dict(self.kinds)
+
+    @classmethod
+    def from_arrays(cls, kinds: Mapping[str, str], arrays: Mapping[str, np.ndarray]) -> State:
+        """The state :meth:`to_arrays` and :meth:`layout` describe; a malformed one is a data error."""
+        rows = arrays.get("rows")
+        if rows is None or rows.ndim != 1 or len(rows) < 1 or kinds.get("rows") != "sum":
+            raise DataError("state has no valid 'rows' array")
+        state = cls(len(rows))
+        expected = set(kinds) | {n + OFFSETS for n, k in kinds.items() if k == "concat"}
+        if set(arrays) != expected:
+            raise DataError(f"state arrays {sorted(arrays)} do not match its layout {sorted(expected)}")
+        for name, kind in kinds.items():
+            if kind not in KINDS:
+                raise DataError(f"state array '{name}' has an unknown merge kind '{kind}'")
+            value = arrays[name]
+            if kind != "concat":
+                if value.ndim < 1 or value.shape[0] != state.slots:
+                    raise DataError(f"state array '{name}' has {value.shape[:1]} slots, not {state.slots}")
+                state.kinds[name] = kind
+                state.data[name] = value
+                continue
+            offsets = arrays[name + OFFSETS]
+            if (
+                offsets.shape != (state.slots + 1,)
+                or offsets[0] != 0
+                or offsets[-1] != len(value)
+                or np.any(np.diff(offsets) < 0)
+            ):
+                raise DataError(f"state array '{name}' has inconsistent offsets")
+            state.kinds[name] = kind
+            state.data[name] = [[value[offsets[s] : offsets[s + 1]]] for s in range(state.slots)]
+        return state
 
 
-Kernel = Callable[..., F64]
+def _describe(tail: tuple[int, ...]) -> str:
+    if not tail:
+        return "one value"
+    if len(tail) == 1:
+        return f"{tail[0]} classes or columns"
+    return "shape " + "x".join(map(str, tail))
+
+
+def merge(a: State, b: State) -> State:
+    """A new state equal to one pass over both states' rows; ``a`` and ``b`` are unchanged.
+
+    Arrays present in one state only are taken as they are (the other state
+    saw no chunk that declared them). Arrays of different trailing shapes or
+    kinds cannot be combined (a data error).
+    """
+    if a.slots != b.slots:
+        raise DataError(f"cannot merge a state of {a.slots} slots with one of {b.slots}")
+    out = State(a.slots)
+    out.kinds, out.data = {}, {}
+    for name in dict.fromkeys([*a.kinds, *b.kinds]):
+        ka, kb = a.kinds.get(name), b.kinds.get(name)
+        if ka is not None and kb is not None and ka != kb:
+            raise DataError(f"cannot merge state array '{name}': merge kinds {ka} and {kb} differ")
+        kind = ka or kb
+        assert kind is not None
+        out.kinds[name] = kind
+        if ka is None or kb is None:
+            source = b if ka is None else a
+            value = source.data[name]
+            out.data[name] = [list(s) for s in value] if kind == "concat" else value.copy()
+            continue
+        x, y = a.data[name], b.data[name]
+        if kind == "concat":
+            out.data[name] = [sx + sy for sx, sy in zip(x, y, strict=True)]
+            continue
+        if kind == "legacy":  # transitional: old-style state objects
+            out.data[name] = [sx.merge(sy) for sx, sy in zip(x, y, strict=True)]
+            continue
+        if x.shape != y.shape:
+            raise DataError(f"cannot combine {_describe(x.shape[1:])} with {_describe(y.shape[1:])}")
+        if kind == "sum":
+            out.data[name] = x + y
+        elif kind == "max":
+            out.data[name] = np.maximum(x, y)
+        elif kind == "min":
+            out.data[name] = np.minimum(x, y)
+        else:
+            out.data[name] = chan(x, y)
+    return out
+
+
+# --------------------------------------------------------------------------
+# Co-moments: weight, means and centred second moments of V variables.
+#
+# A block has shape (..., K, C): K = 1 + V + V (V + 1) / 2 rows per column C:
+# the weight sum, the V means, then the co-moments sum(w (x_i - m_i)(x_j - m_j))
+# for i <= j in row-major order ((0,0), (0,1), (1,1) for V = 2).
+
+
+def _variables(k: int) -> int:
+    v = 0
+    while 1 + v + v * (v + 1) // 2 < k:
+        v += 1
+    if 1 + v + v * (v + 1) // 2 != k:
+        raise DataError(f"a co-moment block of {k} rows is malformed")
+    return v
+
+
+def _pairs(v: int) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(v) for j in range(i, v)]
+
+
+def comoments(variables: list[F64], weight: F64 | None) -> F64:
+    """The co-moment block ``(K, C)`` of one chunk; each variable is ``(N, C)``."""
+    n = len(variables[0])
+    cols = variables[0].shape[1]
+    v = len(variables)
+    block = np.zeros((1 + v + v * (v + 1) // 2, cols))
+    if weight is None:
+        total = float(n)
+        means = [x.mean(axis=0) if n else np.zeros(cols) for x in variables]
+    else:
+        total = float(np.add.reduce(weight))
+        # einsum, not @: a matrix product may wake a multithreaded BLAS.
+        means = [np.einsum("i,ij->j", weight, x) / total if total > 0 else np.zeros(cols) for x in variables]
+    devs = [x - m for x, m in zip(variables, means, strict=True)]
+    block[0] = total
+    for i, m in enumerate(means):
+        block[1 + i] = m
+    for row, (i, j) in enumerate(_pairs(v), start=1 + v):
+        prod = devs[i] * devs[j]
+        block[row] = np.einsum("ij->j", prod) if weight is None else np.einsum("i,ij->j", weight, prod)
+    return block
+
+
+def chan(x: F64, y: F64) -> F64:
+    """Pairwise (Chan et al.) combination of two co-moment blocks ``(..., K, C)``."""
+    v = _variables(x.shape[-2])
+    wx, wy = x[..., 0, :], y[..., 0, :]
+    total = wx + wy
+    safe = np.where(total > 0, total, 1.0)
+    share, cross = wy / safe, wx * wy / safe
+    out = np.empty_like(x)
+    out[..., 0, :] = total
+    deltas = [y[..., 1 + i, :] - x[..., 1 + i, :] for i in range(v)]
+    for i in range(v):
+        out[..., 1 + i, :] = x[..., 1 + i, :] + deltas[i] * share
+    for row, (i, j) in enumerate(_pairs(v), start=1 + v):
+        out[..., row, :] = x[..., row, :] + y[..., row, :] + deltas[i] * deltas[j] * cross
+    return out
+
+
+def fold_comoments(state: State, name: str, block: F64, slot: int) -> None:
+    """Combine a chunk's co-moment block into ``slot`` of array ``name``."""
+    array = state.declare(name, "comoment", block.shape)
+    array[slot] = chan(array[slot], block)
+
+
+# --------------------------------------------------------------------------
+# Behaviour: accumulators
+
+
+class Accumulator:
+    """How chunks update a :class:`State` and how a state finishes into a :class:`Value`.
+
+    An accumulator holds only its parameters. Two accumulators with equal
+    ``key`` fill the same arrays the same way, so specs that share a key
+    share one state (RMSE and MSE, precision and recall). ``fields`` declares
+    the arrays' names and merge kinds (a name ending in ``*`` stands for
+    several: ``pos.*``); :meth:`check` holds a loaded state against it.
+    """
+
+    key: str = ""
+    fields: Mapping[str, str] = {}
+
+    def new(self, slots: int = 1) -> State:
+        return State(slots)
+
+    def update(self, state: State, batch: Batch) -> None:
+        raise NotImplementedError
+
+    def finish(self, state: State, slot: int = 0) -> Value:
+        raise NotImplementedError
+
+    def count(self, state: State, batch: Batch) -> None:
+        """Add the chunk's rows to ``rows`` of the batch's slot (every update calls it once)."""
+        state.data["rows"][batch.slot] += len(batch)
+
+    def check(self, state: State) -> None:
+        """A data error unless ``state`` has only arrays this accumulator declares, of their kinds."""
+        for name, kind in state.kinds.items():
+            if name == "rows":
+                continue
+            declared = self.fields.get(name)
+            if declared is None:
+                declared = next(
+                    (k for pattern, k in self.fields.items() if pattern.endswith("*") and name.startswith(pattern[:-1])),
+                    None,
+                )
+            if declared != kind:
+                raise DataError(f"state array '{name}' ({kind}) does not belong to {self.key}")
+
+
+class Transformed(Accumulator):
+    """An accumulator whose value is a function of another's (RMSE = sqrt(MSE)); same state."""
+
+    __slots__ = ("inner", "transform")
+
+    def __init__(self, inner: Accumulator, transform: Any) -> None:
+        self.inner = inner
+        self.transform = transform
+        self.key = inner.key
+        self.fields = inner.fields
+
+    def new(self, slots: int = 1) -> State:
+        return self.inner.new(slots)
+
+    def update(self, state: State, batch: Batch) -> None:
+        self.inner.update(state, batch)
+
+    def finish(self, state: State, slot: int = 0) -> Value:
+        inner = self.inner.finish(state, slot)
+        if inner.value is None:
+            return inner
+        return Value.of(self.transform(inner.value), **inner.extra)
+
+    def check(self, state: State) -> None:
+        self.inner.check(state)
+
+
+class Bound:
+    """A state with its accumulator, for one-off use (``lossctl.get``, tests).
+
+    ``update(batch)``, ``merge(other)`` (new, inputs unchanged) and
+    ``result()``, over slot 0.
+    """
+
+    __slots__ = ("accumulator", "state")
+
+    def __init__(self, accumulator: Accumulator, state: State | None = None) -> None:
+        self.accumulator = accumulator
+        self.state = accumulator.new() if state is None else state
+
+    def update(self, batch: Batch) -> None:
+        self.accumulator.update(self.state, batch)
+
+    def merge(self, other: Bound) -> Bound:
+        return Bound(self.accumulator, merge(self.state, other.state))
+
+    def result(self) -> Value:
+        return self.accumulator.finish(self.state, 0)
+
+    @property
+    def rows(self) -> int:
+        return self.state.rows(0)
+
+
+# --------------------------------------------------------------------------
+# The weighted mean of a per-row kernel: most entries are one
 
 REDUCTIONS = ("mean", "sum_over_batch_size", "sum")
 
 
-class MeanState:
+def state_key(kind: str, fn: Any, params: Mapping[str, Any]) -> str:
+    """A stable, readable identity for an accumulator: its kind, function and parameters."""
+    name = f"{fn.__module__}.{fn.__qualname__}" if callable(fn) else str(fn)
+    args = ",".join(f"{k}={params[k]!r}" for k in sorted(params))
+    return f"{kind}:{name}({args})"
+
+
+class Mean(Accumulator):
     """Weighted mean of a per-row kernel, like Keras's ``MeanMetricWrapper``.
 
-    ``reduction`` chooses the denominator: ``mean`` divides by the sum of
-    weights (a Keras metric), ``sum_over_batch_size`` by the number of rows
-    (a Keras loss called with ``sample_weight``), ``sum`` does not divide.
+    Arrays: ``total`` (the weighted sum of the per-row values) and ``weight``
+    (the sum of weights), both ``sum``. ``reduction`` chooses the
+    denominator when finishing: ``mean`` divides by the sum of weights (a
+    Keras metric), ``sum_over_batch_size`` by the number of rows (a Keras
+    loss called with ``sample_weight``), ``sum`` does not divide; it is not
+    part of the key, so ``mse`` and ``mse:reduction=sum`` share one state.
     """
 
-    __slots__ = ("kernel", "params", "reduction", "total", "weight_sum", "rows")
+    fields = {"total": "sum", "weight": "sum"}
 
-    def __init__(self, kernel: Kernel, params: Mapping[str, Any], reduction: str = "mean") -> None:
+    def __init__(self, kernel: Any, params: Mapping[str, Any], reduction: str = "mean") -> None:
         self.kernel = kernel
         self.params = dict(params)
         self.reduction = reduction
-        self.total = 0.0
-        self.weight_sum = 0.0
-        self.rows = 0
+        self.key = state_key("mean", kernel, self.params)
 
-    def update(self, batch: Batch) -> None:
+    def update(self, state: State, batch: Batch) -> None:
+        total, weight, s = state.declare("total", "sum"), state.declare("weight", "sum"), batch.slot
         if batch.weight is None:
             # Shared with every state of the same kernel (MSE and RMSE sum once).
-            self.total += batch.row_total(self.kernel, self.params)
-            self.weight_sum += float(len(batch))
+            total[s] += batch.row_total(self.kernel, self.params)
+            weight[s] += float(len(batch))
         else:
             values = batch.per_row(self.kernel, self.params)
             # vdot, not dot: np.dot of two vectors may wake a multithreaded BLAS,
             # which costs 100x more than the arithmetic on a busy 2-core machine.
-            self.total += float(np.vdot(batch.weight, values))
-            self.weight_sum += float(np.add.reduce(batch.weight))
-        self.rows += len(batch)
+            total[s] += float(np.vdot(batch.weight, values))
+            weight[s] += float(np.add.reduce(batch.weight))
+        self.count(state, batch)
 
-    def merge(self, other: MeanState) -> MeanState:
-        out = MeanState(self.kernel, self.params, self.reduction)
-        out.total = self.total + other.total
-        out.weight_sum = self.weight_sum + other.weight_sum
-        out.rows = self.rows + other.rows
-        return out
-
-    def result(self) -> Value:
-        if self.rows == 0:
+    def finish(self, state: State, slot: int = 0) -> Value:
+        rows = state.rows(slot)
+        if rows == 0:
             return Value.undefined("no rows")
+        total = float(state.data["total"][slot])
         if self.reduction == "sum":
-            return Value.of(self.total)
+            return Value.of(total)
         if self.reduction == "sum_over_batch_size":
-            return Value.of(self.total / self.rows)
-        if self.weight_sum == 0.0:
+            return Value.of(total / rows)
+        weight = float(state.data["weight"][slot])
+        if weight == 0.0:
             return Value.undefined("sum of weights is zero")
-        return Value.of(self.total / self.weight_sum)
-
-
-class TransformedState:
-    """A state whose result is a function of another state's (RMSE = sqrt(MSE))."""
-
-    __slots__ = ("inner", "transform")
-
-    def __init__(self, inner: State, transform: Callable[[float], float]) -> None:
-        self.inner = inner
-        self.transform = transform
-
-    def update(self, batch: Batch) -> None:
-        self.inner.update(batch)
-
-    def merge(self, other: TransformedState) -> TransformedState:
-        return TransformedState(self.inner.merge(other.inner), self.transform)
-
-    def result(self) -> Value:
-        inner = self.inner.result()
-        if inner.value is None:
-            return inner
-        return Value.of(self.transform(inner.value), **inner.extra)
+        return Value.of(total / weight)

@@ -19,7 +19,7 @@ import lossctl
 from lossctl import registry
 from lossctl.batch import Batch
 from lossctl.registry import MetricDef
-from lossctl.state import State
+from lossctl.state import Bound as State
 
 RTOL = 1e-9
 N_ROWS = 60

@@ -29,7 +29,7 @@ from lossctl.batch import EPSILON, F64, Batch, as_rows, row_mean, take_per_row
 from lossctl.errors import DataError, ValueProblem
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, kernel, register
-from lossctl.state import MeanState, State, Value
+from lossctl.state import Accumulator, Mean, State, Value
 
 # How far outside [0, 1] a probability may stray before it is an error.
 # Float32 model outputs, and sums like 1 - p written back to a file, land a
@@ -432,7 +432,7 @@ def _scce_rows(b: Batch, *, from_logits: bool = False, ignore_class: int | None 
     return loss
 
 
-class IgnoreClassState:
+class IgnoreClass(Mean):
     """Weighted mean over the rows whose label is not ``ignore_class``.
 
     Keras masks those rows: a metric averages over the others, a loss with
@@ -441,39 +441,31 @@ class IgnoreClassState:
     ``rows`` counts the rows that entered the mean.
     """
 
-    __slots__ = ("inner", "ignore_class")
-
-    def __init__(self, inner: MeanState, ignore_class: int) -> None:
-        self.inner = inner
+    def __init__(self, params: Mapping[str, Any], reduction: str, ignore_class: int) -> None:
+        super().__init__(sparse_categorical_crossentropy, params, reduction)
         self.ignore_class = ignore_class
+        self.key = "ignore_class:" + self.key
 
-    @property
-    def rows(self) -> int:
-        return self.inner.rows
-
-    def update(self, batch: Batch) -> None:
+    def update(self, state: State, batch: Batch) -> None:
         keep = batch.y_true != self.ignore_class
         if not keep.all():
             weight = None if batch.weight is None else batch.weight[keep]
-            batch = Batch(batch.y_true[keep], batch.y_pred[keep], weight)
+            batch = Batch(batch.y_true[keep], batch.y_pred[keep], weight, batch.slot)
         if len(batch):
-            self.inner.update(batch)
+            super().update(state, batch)
 
-    def merge(self, other: IgnoreClassState) -> IgnoreClassState:
-        return IgnoreClassState(self.inner.merge(other.inner), self.ignore_class)
-
-    def result(self) -> Value:
-        if self.inner.rows == 0:
+    def finish(self, state: State, slot: int = 0) -> Value:
+        if state.rows(slot) == 0:
             return Value.undefined(f"no rows (every label is the ignored class {self.ignore_class}, or none was read)")
-        return self.inner.result()
+        return super().finish(state, slot)
 
 
-def _scce_state(params: Mapping[str, Any]) -> State:
+def _scce_state(params: Mapping[str, Any]) -> Accumulator:
     kernel_params = {k: v for k, v in params.items() if k != "reduction"}
-    inner = MeanState(sparse_categorical_crossentropy, kernel_params, params.get("reduction", "mean"))
+    reduction = params.get("reduction", "mean")
     if params.get("ignore_class") is None:
-        return inner
-    return IgnoreClassState(inner, int(params["ignore_class"]))
+        return Mean(sparse_categorical_crossentropy, kernel_params, reduction)
+    return IgnoreClass(kernel_params, reduction, int(params["ignore_class"]))
 
 
 def sparse_categorical_crossentropy(b: Batch, *, from_logits: bool = False, ignore_class: int | None = None) -> F64:

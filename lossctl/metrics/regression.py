@@ -16,7 +16,7 @@ import numpy as np
 from lossctl.batch import F64, Batch, row_mean
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, kernel, register
-from lossctl.state import MeanState, TransformedState, Value
+from lossctl.state import Mean, Transformed, Value
 
 EPSILON = 1e-7
 LOG2 = math.log(2.0)
@@ -169,8 +169,9 @@ def poisson(b: Batch) -> F64:
     return row_mean(b.y_pred - b.y_true * np.log(b.y_pred + EPSILON))
 
 
-def _rmse_state(params: Mapping[str, Any]) -> TransformedState:
-    return TransformedState(MeanState(mean_squared_error, {}), math.sqrt)
+def _rmse_state(params: Mapping[str, Any]) -> Transformed:
+    # MSE's state: requested together, the two share it.
+    return Transformed(Mean(mean_squared_error, {}), math.sqrt)
 
 
 register(
