@@ -8,7 +8,11 @@ A :class:`State` is a small set of named NumPy arrays. Each array has a
 - ``comoment``: a block of weighted co-moments (weight, means, centred
   second moments) combined with the pairwise update of Chan et al.;
 - ``concat``: rows kept as they came (exact AUC's scores), a list of
-  chunks per slot, concatenated on merge.
+  chunks per slot, concatenated on merge;
+- ``keyed``: sums over a key set that grows with the data (a confusion
+  matrix over the class labels seen so far): every axis after the slot axis
+  is indexed by the sorted keys ``NAME#keys``; merging maps both arrays
+  onto the union of the keys.
 
 Every array has a leading *slot* axis: slot ``s`` of a state is a complete
 state of its own (one group of a sliced run, one bootstrap replicate). A
@@ -34,8 +38,9 @@ import numpy as np
 from lossctl.batch import F64, Batch
 from lossctl.errors import DataError
 
-KINDS = ("sum", "max", "min", "comoment", "concat")
+KINDS = ("sum", "max", "min", "comoment", "concat", "keyed")
 OFFSETS = "#offsets"
+KEYS = "#keys"
 _FILL = {"sum": 0, "max": -np.inf, "min": np.inf, "comoment": 0}
 
 
@@ -92,8 +97,8 @@ class State:
         A second declaration with another trailing shape is a data error: the
         rows seen so far had another number of classes or columns.
         """
-        if kind == "concat":
-            raise ValueError("concat arrays are filled with append()")
+        if kind in ("concat", "keyed"):
+            raise ValueError(f"{kind} arrays are filled with append() / add_keyed()")
         existing = self.data.get(name)
         if existing is None:
             self.kinds[name] = kind
@@ -117,6 +122,21 @@ class State:
         lists[slot].append(chunk)
         return lists[slot]
 
+    def add_keyed(self, name: str, keys: np.ndarray, values: np.ndarray, slot: int) -> None:
+        """Add ``values`` (every axis indexed by the sorted unique ``keys``) into ``slot`` of keyed ``name``."""
+        current = self.data.get(name)
+        if current is None:
+            self.kinds[name] = "keyed"
+            current = (np.zeros(0, dtype=keys.dtype), np.zeros((self.slots, *((0,) * values.ndim))))
+        union, array = _union_keyed(current, keys)
+        at = np.searchsorted(union, keys)
+        array[(slot, *np.ix_(*([at] * values.ndim)))] += values
+        self.data[name] = (union, array)
+
+    def keyed(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(keys, array)`` of keyed ``name``, the array ``(slots, K, ...)``; ``None`` before any chunk."""
+        return self.data.get(name)
+
     def chunks(self, name: str, slot: int) -> list[np.ndarray]:
         """The chunks of concat array ``name`` in ``slot`` (an empty list when never filled)."""
         lists = self.data.get(name)
@@ -135,6 +155,9 @@ class State:
         out: dict[str, np.ndarray] = {}
         for name, kind in self.kinds.items():
             value = self.data[name]
+            if kind == "keyed":
+                out[name + KEYS], out[name] = value
+                continue
             if kind != "concat":
                 out[name] = value
                 continue
@@ -161,12 +184,26 @@ class State:
             raise DataError("state has no valid 'rows' array")
         state = cls(len(rows))
         expected = set(kinds) | {n + OFFSETS for n, k in kinds.items() if k == "concat"}
+        expected |= {n + KEYS for n, k in kinds.items() if k == "keyed"}
         if set(arrays) != expected:
             raise DataError(f"state arrays {sorted(arrays)} do not match its layout {sorted(expected)}")
         for name, kind in kinds.items():
             if kind not in KINDS:
                 raise DataError(f"state array '{name}' has an unknown merge kind '{kind}'")
             value = arrays[name]
+            if kind == "keyed":
+                keys = arrays[name + KEYS]
+                if (
+                    keys.ndim != 1
+                    or value.ndim < 2
+                    or value.shape[0] != state.slots
+                    or any(n != len(keys) for n in value.shape[1:])
+                    or np.any(np.diff(keys) <= 0)
+                ):
+                    raise DataError(f"state array '{name}' does not match its keys")
+                state.kinds[name] = kind
+                state.data[name] = (keys, value)
+                continue
             if kind != "concat":
                 if value.ndim < 1 or value.shape[0] != state.slots:
                     raise DataError(f"state array '{name}' has {value.shape[:1]} slots, not {state.slots}")
@@ -184,6 +221,16 @@ class State:
             state.kinds[name] = kind
             state.data[name] = [[value[offsets[s] : offsets[s + 1]]] for s in range(state.slots)]
         return state
+
+
+def _union_keyed(current: tuple[np.ndarray, np.ndarray], keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A fresh array over the union of ``current``'s keys and ``keys``, holding ``current``'s values."""
+    old_keys, old = current
+    union = np.union1d(old_keys, keys)
+    array = np.zeros((old.shape[0], *((len(union),) * (old.ndim - 1))))
+    at = np.searchsorted(union, old_keys)
+    array[(slice(None), *np.ix_(*([at] * (old.ndim - 1))))] = old
+    return union, array
 
 
 def _describe(tail: tuple[int, ...]) -> str:
@@ -215,9 +262,20 @@ def merge(a: State, b: State) -> State:
         if ka is None or kb is None:
             source = b if ka is None else a
             value = source.data[name]
-            out.data[name] = [list(s) for s in value] if kind == "concat" else value.copy()
+            if kind == "concat":
+                out.data[name] = [list(s) for s in value]
+            elif kind == "keyed":
+                out.data[name] = (value[0], value[1].copy())
+            else:
+                out.data[name] = value.copy()
             continue
         x, y = a.data[name], b.data[name]
+        if kind == "keyed":
+            union, array = _union_keyed(x, y[0])
+            at = np.searchsorted(union, y[0])
+            array[(slice(None), *np.ix_(*([at] * (array.ndim - 1))))] += y[1]
+            out.data[name] = (union, array)
+            continue
         if kind == "concat":
             out.data[name] = [sx + sy for sx, sy in zip(x, y, strict=True)]
             continue
