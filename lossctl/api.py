@@ -1,18 +1,24 @@
-"""The Python API (SPEC section 8): ``evaluate`` and ``get``."""
+"""The Python API (SPEC section 8): ``evaluate``, ``merge`` and ``get``; ``worst`` for the CLI.
+
+The CLI calls these functions, these call the engine: one way down.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lossctl.batch import F64, Batch
-from lossctl.engine import DEFAULT_CHUNK_ROWS, Request, run
-from lossctl.errors import DataError
-from lossctl.registry import lookup, parse_params, resolve_params
+from lossctl.errors import DataError, UsageProblem
 from lossctl.params import parse_spec
+from lossctl.registry import lookup, parse_params, resolve_params
+from lossctl.request import DEFAULT_CHUNK_ROWS, Request
 from lossctl.results import Evaluation
+
+if TYPE_CHECKING:
+    from lossctl.perrow import WorstRows
 
 
 def _as_tuple(value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -36,6 +42,7 @@ def evaluate(
     nan: str = "error",
     checks: str | Sequence[str] | None = None,
     per_row: str | None = None,
+    save_state: str | None = None,
 ) -> Evaluation:
     """Evaluate losses and metrics over prediction files, as ``lossctl eval`` does.
 
@@ -53,6 +60,8 @@ def evaluate(
             requested is evaluated as a metric.
         per_row: also write per-row values with row numbers to this
             ``.parquet`` or ``.csv`` file, streaming.
+        save_state: also write the run's partial states to this file, for
+            :func:`merge` (``lossctl merge``).
 
     Returns:
         An :class:`~lossctl.results.Evaluation` with ``to_dict()`` and ``to_pandas()``.
@@ -74,8 +83,60 @@ def evaluate(
         nan=nan,
         checks=_as_tuple(checks),
         per_row=per_row,
+        save_state=save_state,
     )
     return run(request)
+
+
+def run(request: Request, on_chunk: Callable[[int], None] | None = None) -> Evaluation:
+    """Evaluate a :class:`Request` (what ``lossctl eval`` does), writing ``--per-row`` on the way."""
+    from lossctl import engine
+
+    if request.per_row is None:
+        return engine.run(request, on_chunk)
+    from dataclasses import replace
+
+    from lossctl.perrow import PerRowWriter
+
+    # The writer fills a temporary file and renames it only on success, so a
+    # failed run never leaves a plausible-looking partial file behind.
+    writer = PerRowWriter(request.per_row, request.files)
+    try:
+        evaluation = engine.run(request, on_chunk, writer.chain(None))
+        writer.close(evaluation)
+    except BaseException:
+        writer.abort()
+        raise
+    return replace(evaluation, warnings=(*evaluation.warnings, *writer.warnings))
+
+
+def worst(request: Request, n: int = 10, on_chunk: Callable[[int], None] | None = None) -> WorstRows:
+    """The ``n`` rows with the worst per-row value of the one spec in ``request`` (``lossctl worst``)."""
+    from dataclasses import replace
+
+    from lossctl import engine
+    from lossctl.perrow import Worst, worst_rows
+    from lossctl.registry import resolve_all
+
+    specs = resolve_all(request.losses, request.metrics)
+    if len(specs) != 1:
+        raise UsageProblem(f"worst takes one loss or metric, not {len(specs)} ({', '.join(r.spec for r in specs) or 'none'})")
+    hook = Worst(n)
+    hook.check(specs[0])
+    evaluation = engine.run(replace(request, checks=(), per_row=None, save_state=None), on_chunk, hook)
+    return worst_rows(evaluation, hook, specs[0], n)
+
+
+def merge(*states: str, checks: str | Sequence[str] | None = None) -> Evaluation:
+    """Combine state files written by ``evaluate(..., save_state=...)`` on shards (``lossctl merge``).
+
+    The result is what one pass over all their rows gives (1e-9). States of
+    different plans are a usage error saying what differs; a corrupt or
+    truncated state, or the same rows given twice, is a data error.
+    """
+    from lossctl.merging import merge_files
+
+    return merge_files(tuple(states), _as_tuple(checks))
 
 
 def _as_array(values: Any, role: str) -> F64:

@@ -20,7 +20,9 @@ from lossctl.columns import Selection, select
 
 # The engine's own stream (aligned role arrays, chunk by chunk) and default
 # choice, so that what is shown here is what eval would read and compute.
-from lossctl.engine import Request, aligned_chunks, default_specs
+from lossctl.chunks import aligned_chunks
+from lossctl.plan import default_specs
+from lossctl.request import Request
 from lossctl.errors import DataError, LossctlError, UsageProblem
 from lossctl.io import Table, detect_format, open_one, open_table
 from lossctl.task import infer_task

@@ -30,10 +30,13 @@ from lossctl.registry import MetricDef, Resolved, lookup
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from lossctl.engine import Request, RowsHook
     from lossctl.results import Evaluation
 
 I64 = NDArray[np.int64]
+# Called by the engine once per non-empty chunk, after validation, with the
+# chunk's 0-based table row numbers (rows dropped by --nan drop are absent),
+# the batch and the plan's specs.
+RowsHook = Callable[[I64, Batch, Sequence[Resolved]], None]
 PER_ROW_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
@@ -293,23 +296,8 @@ class WorstRows:
         }
 
 
-def worst(request: Request, n: int = 10, on_chunk: Callable[[int], None] | None = None) -> WorstRows:
-    """The ``n`` rows with the worst per-row value of the one spec in ``request``.
-
-    Raises:
-        UsageProblem: not exactly one spec, or one without per-row values.
-    """
-    from dataclasses import replace
-
-    from lossctl.engine import run
-    from lossctl.registry import resolve_all
-
-    specs = resolve_all(request.losses, request.metrics)
-    if len(specs) != 1:
-        raise UsageProblem(f"worst takes one loss or metric, not {len(specs)} ({', '.join(r.spec for r in specs) or 'none'})")
-    hook = Worst(n)
-    hook.check(specs[0])
-    evaluation = run(replace(request, checks=(), per_row=None), on_chunk=on_chunk, on_rows=hook)
+def worst_rows(evaluation: Evaluation, hook: Worst, spec: Resolved, n: int) -> WorstRows:
+    """The rows ``hook`` kept over a pass, ranked, with their inputs."""
     out: list[dict[str, Any]] = []
     k = hook.kept
     if k is not None:
@@ -327,5 +315,4 @@ def worst(request: Request, n: int = 10, on_chunk: Callable[[int], None] | None 
             if k.weight is not None:
                 row["weight"] = _cell(k.weight, rank)
             out.append(row)
-    spec = hook.spec or specs[0]
-    return WorstRows(evaluation, spec, n, tuple(out))
+    return WorstRows(evaluation, hook.spec or spec, n, tuple(out))

@@ -84,7 +84,8 @@ def eval_command(
       lossctl eval sample_data/binary.csv -m auc --check "auc >= 0.8" -f markdown
       lossctl eval --true sample_data/multiclass_labels.npy --pred sample_data/multiclass_probs.npy -m acc
     """
-    from lossctl.engine import DEFAULT_CHUNK_ROWS, Request, run
+    from lossctl.api import run
+    from lossctl.request import DEFAULT_CHUNK_ROWS, Request
     from lossctl.render import render
 
     config = load_defaults(config_path, no_config)

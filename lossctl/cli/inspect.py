@@ -59,7 +59,7 @@ def inspect_command(
       lossctl inspect sample_data/binary.csv
       lossctl inspect sample_data/multiclass.parquet -f json
     """
-    from lossctl.engine import DEFAULT_CHUNK_ROWS, Request
+    from lossctl.request import DEFAULT_CHUNK_ROWS, Request
     from lossctl.inspection import inspect
     from lossctl.render.inspect import inspection_json, inspection_table
 

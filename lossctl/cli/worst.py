@@ -64,8 +64,8 @@ def worst_command(
       lossctl worst sample_data/regression.csv --loss mse -n 5
       lossctl worst sample_data/binary.csv --loss binary_crossentropy -f csv
     """
-    from lossctl.engine import DEFAULT_CHUNK_ROWS, Request
-    from lossctl.perrow import worst
+    from lossctl.request import DEFAULT_CHUNK_ROWS, Request
+    from lossctl.api import worst
     from lossctl.render.worst import worst_csv, worst_json, worst_table
 
     if not loss:

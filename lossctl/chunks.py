@@ -1,0 +1,85 @@
+"""Chunks of aligned role arrays: ``{"y_true": ..., "y_pred": ..., "weight": ...}``.
+
+The readers (``lossctl.io``) yield column chunks of one table each; here the
+chunks of every table a role lives in are cut to the same rows and assembled
+into one array per role. No metric logic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from lossctl.batch import F64
+from lossctl.columns import RoleColumns, Selection
+from lossctl.errors import DataError
+from lossctl.io import Table, rechunk
+from lossctl.io.base import prefetch
+
+
+def _role_array(role: RoleColumns, chunk: dict[str, np.ndarray]) -> F64:
+    if len(role.columns) == 1:
+        values = chunk[role.columns[0]]
+    else:
+        parts = [chunk[c] for c in role.columns]
+        for c, p in zip(role.columns, parts, strict=True):
+            if p.ndim != 1:
+                raise DataError(f"{role.table.label}: column '{c}' holds several values per row; list it alone")
+        values = np.column_stack(parts)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    return values
+
+
+def _assemble(chunks: Iterator[dict[str, np.ndarray]], roles: list[RoleColumns]) -> Iterator[dict[str, F64]]:
+    """Column chunks of one table to ``{role: array}`` chunks."""
+    for chunk in chunks:
+        yield {role.role: _role_array(role, chunk) for role in roles}
+
+
+def aligned_chunks(selection: Selection, rows: int) -> Iterator[tuple[int, dict[str, F64]]]:
+    """Yield ``(first_row, {role: array})`` with every role aligned, ``rows`` rows a chunk."""
+    groups: dict[int, tuple[Table, list[RoleColumns]]] = {}
+    for role in selection.roles():
+        groups.setdefault(id(role.table), (role.table, []))[1].append(role)
+    streams = []
+    for table, roles in groups.values():
+        names = list(dict.fromkeys(c for r in roles for c in r.columns))
+        # Decoding, rechunking and assembling the role arrays run ahead in a
+        # reader thread, overlapped with the metric kernels in this one.
+        assembled = _assemble(rechunk(table.chunks(names, rows), rows), roles)
+        streams.append((table, roles, prefetch(assembled)))
+    if len(streams) > 1:
+        counts = {t.label: t.num_rows for t, _, _ in streams}
+        known = {k: v for k, v in counts.items() if v is not None}
+        if len(set(known.values())) > 1:
+            detail = " but ".join(f"{k} has {v} rows" for k, v in known.items())
+            raise DataError(f"row counts differ: {detail}")
+    start = 0
+    while True:
+        out: dict[str, F64] = {}
+        ended: list[str] = []
+        length: int | None = None
+        previous = ""
+        for table, roles, it in streams:
+            chunk = next(it, None)
+            if chunk is None:
+                ended.append(table.label)
+                continue
+            out.update(chunk)
+            n = len(next(iter(chunk.values())))
+            if length is not None and n != length:
+                short, long_ = (table.label, previous) if n < length else (previous, table.label)
+                raise DataError(f"row counts differ: {short} has {start + min(n, length)} rows but {long_} has more")
+            length, previous = n, table.label
+        if ended:
+            if len(ended) != len(streams):
+                longer = [t.label for t, _, _ in streams if t.label not in ended]
+                raise DataError(
+                    f"row counts differ: {', '.join(ended)} ends after {start} rows but "
+                    f"{', '.join(longer)} has more"
+                )
+            return
+        yield start, out
+        start += length or 0

@@ -1,0 +1,99 @@
+"""Partial → results table → Evaluation: values, warnings and judged checks.
+
+``finish`` is the last step of every engine and of ``merge``: each spec's
+accumulator finishes its (possibly shared) state, the results are keyed by
+spec (and, as slices and comparison arrive, by group and arm), and the
+checks are judged against that table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from lossctl import __version__
+from lossctl.checks import judge
+from lossctl.partial import Partial
+from lossctl.plan import Plan
+from lossctl.registry import Resolved
+from lossctl.results import Evaluation, InputSummary, MetricResult, RoleInfo
+from lossctl.state import Accumulator, State
+
+EPSILON = 1e-7
+
+
+def result_of(r: Resolved, acc: Accumulator, state: State, slot: int = 0) -> MetricResult:
+    """One spec's result from its state's ``slot``.
+
+    ``rows`` counts the rows that entered the state (scce's ``ignore_class``
+    leaves some out).
+    """
+    value = acc.finish(state, slot)
+    extra = dict(value.extra)
+    if r.resolved_from is not None:
+        extra["resolved_from"] = r.resolved_from
+    return MetricResult(
+        name=r.name,
+        spec=r.spec,
+        kind=r.kind,
+        params=r.params,
+        value=value.value,
+        rows=state.rows(slot),
+        direction=r.entry.direction_for(r.kind),
+        note=value.note,
+        extra=extra,
+    )
+
+
+def finish(
+    plan: Plan,
+    partial: Partial,
+    files: tuple[str, ...],
+    signature: Mapping[str, Any],
+    extra_warnings: tuple[str, ...] = (),
+) -> Evaluation:
+    """The evaluation of ``partial`` under ``plan`` (its errors were raised before)."""
+    counted = partial.rows - partial.dropped
+    results = tuple(
+        result_of(r, acc, partial.states[acc.key])
+        for r, acc in zip(plan.specs, plan.accumulators, strict=True)
+    )
+    warnings: list[str] = [partial.warned[i][1] for i in sorted(partial.warned)]
+    if partial.rows == 0:
+        warnings.append("no rows: every value is undefined")
+    if partial.dropped:
+        warnings.append(f"dropped {partial.dropped} rows with NaN or infinite values (--nan drop)")
+    if counted > 0:
+        # An undefined value (a zero weight sum, NaN under --nan propagate) must not pass unnoticed.
+        warnings += [
+            f"{r.spec}: {r.note}" if "undefined" in (r.note or "") else f"{r.spec}: undefined ({r.note})"
+            for r in results
+            if r.value is None
+        ]
+    warnings += extra_warnings
+    roles = {
+        role.role: RoleInfo(role.role, role.source, role.columns, role.picked, role.width)
+        for role in plan.roles.values()
+    }
+    summary = InputSummary(files, roles, plan.task, partial.rows, partial.dropped)
+    return Evaluation(
+        input=summary,
+        results=results,
+        version=__version__,
+        signature=dict(signature),
+        warnings=tuple(warnings),
+        checks=judge(plan.checks, results),
+    )
+
+
+def signature(chunk_size: int | None, nan: str, sizes: Mapping[str, int | None]) -> dict[str, Any]:
+    """What makes the numbers reproducible (SPEC section 5)."""
+    return {
+        "lossctl": __version__,
+        "epsilon": EPSILON,
+        "chunk_size": chunk_size,
+        "nan": nan,
+        "auc_method": "exact",
+        "seed": None,
+        "input_bytes": dict(sizes),
+    }

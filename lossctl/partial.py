@@ -1,0 +1,67 @@
+"""Partial results: the states of a range of rows, and what was seen on the way.
+
+A :class:`Partial` is what a lane of the local engine, a saved shard
+(``eval --save-state``) and (later) a distributed task produce. Two partials
+over different rows :func:`merge` into the partial of all their rows; the
+order does not matter. ``lossctl.finish`` turns one into results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lossctl.state import State
+from lossctl.state import merge as merge_states
+
+
+@dataclass
+class Partial:
+    """States by accumulator key, plus row counts, NaN counts, first warnings and first error.
+
+    Attributes:
+        states: one :class:`State` per distinct accumulator key of the plan.
+        rows: rows read (before ``--nan drop``).
+        dropped: rows dropped by ``--nan drop``.
+        bad: rows with NaN or infinite values seen under ``--nan error``.
+        first_nan: ``(role, row)`` of the first such row, or ``None``.
+        warned: per spec index, the first warning and the row it was met at.
+        error: the first expected error and the first row of its chunk (never saved).
+    """
+
+    states: dict[str, State]
+    rows: int = 0
+    dropped: int = 0
+    bad: int = 0
+    first_nan: tuple[str, int] | None = None
+    warned: dict[int, tuple[int, str]] = field(default_factory=dict)
+    error: tuple[int, BaseException] | None = None
+
+
+def _earlier(a: tuple[str, int] | None, b: tuple[str, int] | None) -> tuple[str, int] | None:
+    if a is None or (b is not None and b[1] < a[1]):
+        return b
+    return a
+
+
+def merge(a: Partial, b: Partial) -> Partial:
+    """The partial of both inputs' rows; ``a`` and ``b`` are unchanged.
+
+    Errors, NaN rows and warnings keep the one met at the earliest row, as one
+    pass in row order would.
+    """
+    if set(a.states) != set(b.states):
+        raise ValueError("partials of different plans cannot be merged")
+    warned = dict(a.warned)
+    for i, first in b.warned.items():
+        if i not in warned or first[0] < warned[i][0]:
+            warned[i] = first
+    errors = [e for e in (a.error, b.error) if e is not None]
+    return Partial(
+        states={key: merge_states(a.states[key], b.states[key]) for key in a.states},
+        rows=a.rows + b.rows,
+        dropped=a.dropped + b.dropped,
+        bad=a.bad + b.bad,
+        first_nan=_earlier(a.first_nan, b.first_nan),
+        warned=warned,
+        error=min(errors, key=lambda e: e[0]) if errors else None,
+    )

@@ -1,0 +1,234 @@
+"""The Plan: everything decided before the rows are folded, and serialisable.
+
+A plan holds the resolved specs (what ``acc`` resolved to included), the
+columns of each role and their widths, the task, the NaN policy and the
+checks. It is decided from the request and the first chunk; it is the
+header of a state file and what ``merge`` compares. Each spec has an
+accumulator (``lossctl.state``); specs whose accumulators share a key share
+one state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lossctl.batch import F64
+from lossctl.checks import Bound, bind_checks, parse_checks
+from lossctl.columns import Selection
+from lossctl.errors import DataError, UsageProblem
+from lossctl.registry import Resolved, lookup, resolve_all, resolve_params
+from lossctl.state import Accumulator, State
+
+# What `eval` computes on regression input when no --loss/--metric is given
+# (classification defaults depend on the shapes too: see `default_specs`).
+REGRESSION_DEFAULTS = ("mean_squared_error", "mean_absolute_error", "root_mean_squared_error", "r2_score")
+
+
+@dataclass(frozen=True)
+class Role:
+    """Where one role's values come from: table label, columns, picked or named, width."""
+
+    role: str
+    source: str
+    columns: tuple[str, ...]
+    picked: bool
+    width: int | None = None
+
+
+@dataclass
+class Plan:
+    """Resolved specs with their accumulators, checks, roles, task and NaN policy."""
+
+    specs: list[Resolved]
+    checks: list[Bound] = field(default_factory=list)
+    roles: dict[str, Role] = field(default_factory=dict)
+    task: str | None = None
+    nan: str = "error"
+    accumulators: list[Accumulator] = field(init=False)
+    by_key: dict[str, Accumulator] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.accumulators = [r.entry.accumulator(r.params, r.kind) for r in self.specs]
+        self.by_key = {}
+        for acc in self.accumulators:
+            self.by_key.setdefault(acc.key, acc)
+
+    def new_states(self, slots: int = 1) -> dict[str, State]:
+        """One fresh state per distinct key."""
+        return {key: acc.new(slots) for key, acc in self.by_key.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (a state file's header); :meth:`from_dict` reads it back."""
+        return {
+            "specs": [
+                {
+                    "spec": r.spec,
+                    "kind": r.kind,
+                    "name": r.name,
+                    "params": {k: _json(v) for k, v in r.params.items()},
+                    "resolved_from": r.resolved_from,
+                    "state": acc.key,
+                }
+                for r, acc in zip(self.specs, self.accumulators, strict=True)
+            ],
+            "columns": {
+                role.role: {"columns": list(role.columns), "width": role.width} for role in self.roles.values()
+            },
+            "task": self.task,
+            "nan": self.nan,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], sources: Mapping[str, str] | None = None) -> Plan:
+        """The plan a state file's header describes; a malformed one is a data error."""
+        try:
+            specs = []
+            for s in doc["specs"]:
+                entry = lookup(s["name"])
+                params = resolve_params(entry, {k: _unjson(v) for k, v in s["params"].items()})
+                specs.append(Resolved(s["spec"], s["kind"], entry, params, s.get("resolved_from")))
+            roles = {
+                name: Role(name, (sources or {}).get(name, ""), tuple(c["columns"]), False, c["width"])
+                for name, c in doc["columns"].items()
+            }
+            plan = cls(specs, roles=roles, task=doc["task"], nan=doc["nan"])
+        except UsageProblem:
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise DataError(f"malformed plan ({type(exc).__name__}: {exc})") from None
+        for s, acc in zip(doc["specs"], plan.accumulators, strict=True):
+            if s.get("state") != acc.key:
+                raise DataError(f"{s['spec']}: the state was written by another version of this metric")
+        return plan
+
+    def differences(self, other: Plan) -> list[str]:
+        """What differs between two plans (empty when states of both can be merged)."""
+        a, b = self.to_dict(), other.to_dict()
+        out = []
+        sa = [(s["name"], s["kind"], s["params"], s["resolved_from"]) for s in a["specs"]]
+        sb = [(s["name"], s["kind"], s["params"], s["resolved_from"]) for s in b["specs"]]
+        if sa != sb:
+            out.append(f"specs {_specs_text(a)} vs {_specs_text(b)}")
+        for key in ("columns", "task", "nan"):
+            if a[key] != b[key]:
+                out.append(f"{key} {a[key]} vs {b[key]}")
+        return out
+
+
+def _specs_text(doc: Mapping[str, Any]) -> str:
+    parts = []
+    for s in doc["specs"]:
+        params = ":".join(f"{k}={v}" for k, v in s["params"].items())
+        parts.append(f"{s['name']}:{params}" if params else s["name"])
+    return "[" + ", ".join(parts) + "]"
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_json(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _unjson(value: Any) -> Any:
+    return tuple(_unjson(v) for v in value) if isinstance(value, list) else value
+
+
+# --------------------------------------------------------------------------
+# Deciding a plan
+
+
+def requested(losses: Sequence[str], metrics: Sequence[str], checks: Sequence[str]) -> tuple[list[Resolved], list[Bound]]:
+    """The specs asked for (and those the checks add), before any data is read."""
+    specs = resolve_all(tuple(losses), tuple(metrics))
+    return bind_checks(parse_checks(checks), specs)
+
+
+def decide(
+    specs: list[Resolved],
+    checks: list[Bound],
+    selection: Selection,
+    nan: str,
+    first: Mapping[str, F64] | None,
+) -> Plan:
+    """The plan for this input: defaults by task, convenience names resolved, shapes checked.
+
+    ``first`` is the first chunk's role arrays (``None`` for an input with no rows).
+    """
+    from lossctl.task import infer_task
+
+    widths: dict[str, int] = {}
+    task = None
+    if first is not None:
+        y_true, y_pred = first["y_true"], first["y_pred"]
+        task = infer_task(y_true, y_pred)
+        if not specs:
+            specs = default_specs(task, y_true, y_pred)
+        specs = [_resolve_convenience(r, y_true, y_pred) for r in specs]
+        check_shapes(selection, y_true, y_pred, specs)
+        widths = {k: (1 if v.ndim == 1 else int(v.shape[1])) for k, v in first.items()}
+    elif not specs:
+        specs = default_specs("regression")
+    roles = {
+        rc.role: Role(rc.role, rc.table.label, rc.columns, rc.picked, widths.get(rc.role)) for rc in selection.roles()
+    }
+    return Plan(specs, checks, roles, task, nan)
+
+
+def _resolve_convenience(r: Resolved, y_true: F64, y_pred: F64) -> Resolved:
+    """Replace a convenience name (``acc``) by the entry it stands for on this input."""
+    if r.entry.resolve is None:
+        return r
+    entry, params = r.entry.resolve(y_true, y_pred, r.params)
+    return Resolved(spec=r.spec, kind=r.kind, entry=entry, params=params, resolved_from=r.entry.name)
+
+
+def check_shapes(selection: Selection, y_true: F64, y_pred: F64, specs: list[Resolved]) -> None:
+    wt = 1 if y_true.ndim == 1 else y_true.shape[1]
+    wp = 1 if y_pred.ndim == 1 else y_pred.shape[1]
+    for r in specs:
+        if r.entry.shapes == "same" and wt != wp:
+            raise DataError(
+                f"{selection.y_pred.table.label}: y_pred has {wp} value(s) per row "
+                f"({selection.y_pred.source}) but y_true has {wt} ({selection.y_true.source}); "
+                f"{r.name} needs the same shape"
+            )
+        if r.entry.shapes == "sparse" and wt != 1:
+            raise DataError(
+                f"{selection.y_true.table.label}: y_true has {wt} values per row ({selection.y_true.source}) "
+                f"but {r.name} needs one integer label per row (one-hot labels go with the categorical names)"
+            )
+
+
+def default_specs(task: str, y_true: F64 | None = None, y_pred: F64 | None = None) -> list[Resolved]:
+    """What to compute when nothing is asked for: by task, and by the shapes of the input."""
+    wide_true = y_true is not None and y_true.ndim == 2
+    wide_pred = y_pred is not None and y_pred.ndim == 2
+    probabilities = y_pred is not None and bool(np.all((y_pred >= 0) & (y_pred <= 1)))
+    if task == "binary":
+        zero_one = y_true is not None and bool(np.all((y_true == 0) | (y_true == 1)))
+        names = ["binary_crossentropy"] if zero_one and probabilities else []
+        names += ["accuracy", "auc"]
+    elif task == "multiclass":
+        if not wide_pred:
+            names = ["accuracy"]  # labels against labels
+        elif probabilities:
+            names = ["categorical_crossentropy" if wide_true else "sparse_categorical_crossentropy", "accuracy"]
+        else:
+            names = ["accuracy"]
+    elif task == "multilabel":
+        names = ["binary_crossentropy", "binary_accuracy"] if probabilities else ["binary_accuracy"]
+    else:
+        names = list(REGRESSION_DEFAULTS)
+    present = []
+    for name in names:
+        try:
+            present.append(lookup(name).name)
+        except UsageProblem:
+            continue
+    return resolve_all((), present)

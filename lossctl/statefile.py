@@ -1,0 +1,221 @@
+"""State files (SPEC section 7): a run's partial states, safe to open from anywhere.
+
+Layout (``docs/state-format.md`` is the full description)::
+
+    MAGIC (8 bytes) | header length (uint64, little-endian) | header (UTF-8 JSON)
+    | zero padding to a multiple of 8 | array payload | SHA-256 of all before it (32 bytes)
+
+The header holds the format version, lossctl's version, the plan, the input
+identity (files with sizes and content fingerprints, rows) and, for every
+state, its arrays' merge kinds, dtypes, shapes and offsets into the payload.
+Arrays are plain little-endian numbers: no pickle, no code, no object dtype.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lossctl import __version__
+from lossctl.errors import DataError, UsageProblem
+from lossctl.partial import Partial
+from lossctl.plan import Plan
+from lossctl.state import State
+
+MAGIC = b"\x89LCSTATE"
+FORMAT = 1
+_DIGEST = 32
+# Only plain numbers travel in a state file.
+DTYPES = {"<f8", "<f4", "<i8", "<i4", "<i2", "|i1", "<u8", "<u4", "<u2", "|u1", "|b1"}
+_FINGERPRINT_BYTES = 1 << 16
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One state file read back: where from, its header, plan and partial."""
+
+    path: str
+    header: Mapping[str, Any]
+    plan: Plan
+    partial: Partial
+
+    @property
+    def inputs(self) -> list[Mapping[str, Any]]:
+        return list(self.header["input"]["files"])
+
+
+def fingerprint(path: str) -> dict[str, Any]:
+    """Size and a SHA-256 of the first and last 64 KiB: the same data has the same one, wherever it lies."""
+    entry: dict[str, Any] = {"path": path, "size": None, "sha256": None}
+    try:
+        if not os.path.isfile(path):
+            return entry
+        size = os.path.getsize(path)
+        digest = hashlib.sha256(str(size).encode())
+        with open(path, "rb") as fh:
+            digest.update(fh.read(_FINGERPRINT_BYTES))
+            if size > _FINGERPRINT_BYTES:
+                fh.seek(max(_FINGERPRINT_BYTES, size - _FINGERPRINT_BYTES))
+                digest.update(fh.read(_FINGERPRINT_BYTES))
+    except OSError:
+        return entry
+    entry.update(size=size, sha256=digest.hexdigest())
+    return entry
+
+
+def encode(plan: Plan, partial: Partial, files: Sequence[str]) -> bytes:
+    """The bytes of a state file for ``partial`` (which holds no error)."""
+    payload: list[bytes] = []
+    offset = 0
+    states: dict[str, Any] = {}
+    for key, state in partial.states.items():
+        arrays: dict[str, Any] = {}
+        for name, array in state.to_arrays().items():
+            a = np.ascontiguousarray(array)
+            if a.dtype.str not in DTYPES:
+                raise ValueError(f"state array {name} has dtype {a.dtype}, which a state file cannot hold")
+            data = a.tobytes()
+            arrays[name] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset, "nbytes": len(data)}
+            pad = -len(data) % 8
+            payload.append(data + b"\0" * pad)
+            offset += len(data) + pad
+        states[key] = {"layout": state.layout(), "slots": state.slots, "arrays": arrays}
+    header = {
+        "format": FORMAT,
+        "lossctl": __version__,
+        "plan": plan.to_dict(),
+        "input": {"files": [fingerprint(f) for f in files], "rows": partial.rows, "dropped": partial.dropped},
+        "warned": [[i, row, text] for i, (row, text) in sorted(partial.warned.items())],
+        "states": states,
+        "payload_bytes": offset,
+    }
+    text = json.dumps(header, sort_keys=True, allow_nan=False).encode()
+    head = MAGIC + struct.pack("<Q", len(text)) + text
+    head += b"\0" * (-len(head) % 8)
+    body = head + b"".join(payload)
+    return body + hashlib.sha256(body).digest()
+
+
+def save(path: str, plan: Plan, partial: Partial, files: Sequence[str]) -> None:
+    """Write the state file whole or not at all (a temporary file renamed into place)."""
+    data = encode(plan, partial, files)
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=directory)
+    except OSError as exc:
+        raise UsageProblem(f"--save-state {path}: cannot write: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise UsageProblem(f"--save-state {path}: cannot write: {exc.strerror or exc}") from None
+        raise
+
+
+def decode(data: bytes | bytearray, label: str) -> tuple[dict[str, Any], dict[str, State]]:
+    """The header and states of a state file's bytes; a malformed file is a data error (exit 3)."""
+    if not data.startswith(MAGIC):
+        raise DataError(f"{label}: not a lossctl state file")
+    if len(data) < len(MAGIC) + 8 + _DIGEST:
+        raise DataError(f"{label}: state file is truncated")
+    (length,) = struct.unpack_from("<Q", data, len(MAGIC))
+    start = len(MAGIC) + 8
+    if length > len(data) - start - _DIGEST:
+        raise DataError(f"{label}: state file is truncated or corrupt (header of {length} bytes)")
+    try:
+        header = json.loads(data[start : start + length].decode())
+        version = header["format"]
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+        raise DataError(f"{label}: state file is corrupt (unreadable header)") from None
+    if not isinstance(version, int):
+        raise DataError(f"{label}: state file is corrupt (format {version!r})")
+    if version > FORMAT:
+        raise UsageProblem(
+            f"{label}: state file format {version} was written by a newer lossctl "
+            f"({header.get('lossctl', '?')}); this lossctl {__version__} reads format {FORMAT}: upgrade lossctl"
+        )
+    body, digest = data[:-_DIGEST], data[-_DIGEST:]
+    if hashlib.sha256(body).digest() != digest:
+        raise DataError(f"{label}: state file is truncated or corrupt (checksum mismatch)")
+    payload_start = start + length + (-(start + length) % 8)
+    payload = memoryview(body)[payload_start:]
+    try:
+        if header["payload_bytes"] != len(payload):
+            raise DataError(f"{label}: state file is corrupt (payload size)")
+        states = {key: _state(desc, payload) for key, desc in header["states"].items()}
+    except DataError as exc:
+        raise DataError(f"{label}: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{label}: state file is corrupt ({type(exc).__name__}: {exc})") from None
+    return header, states
+
+
+def _state(desc: Mapping[str, Any], payload: memoryview) -> State:
+    arrays = {}
+    for name, a in desc["arrays"].items():
+        dtype = a["dtype"]
+        if dtype not in DTYPES:
+            raise DataError(f"state array '{name}' has dtype {dtype!r}, which a state file never holds")
+        shape = tuple(int(n) for n in a["shape"])
+        offset, nbytes = int(a["offset"]), int(a["nbytes"])
+        if any(n < 0 for n in shape) or offset < 0 or offset + nbytes > len(payload):
+            raise DataError(f"state array '{name}' lies outside the file")
+        dt = np.dtype(dtype)
+        if int(np.prod(shape, dtype=np.int64)) * dt.itemsize != nbytes:
+            raise DataError(f"state array '{name}' has {nbytes} bytes for shape {shape}")
+        arrays[name] = np.frombuffer(payload, dtype=dt, count=nbytes // dt.itemsize, offset=offset).reshape(shape)
+    state = State.from_arrays(desc["layout"], arrays)
+    if state.slots != desc["slots"]:
+        raise DataError("state slot count does not match its header")
+    return state
+
+
+def load(path: str) -> Loaded:
+    """Read and check one state file: exit 3 when unreadable, corrupt or truncated."""
+    try:
+        with open(path, "rb") as fh:
+            # A bytearray: the arrays read from it are writable (finishing may sort in place).
+            data = bytearray(fh.read())
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such state file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a state file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    header, states = decode(data, path)
+    try:
+        plan = Plan.from_dict(header["plan"])
+        partial = Partial(
+            states,
+            rows=int(header["input"]["rows"]),
+            dropped=int(header["input"]["dropped"]),
+            warned={int(i): (int(row), str(text)) for i, row, text in header["warned"]},
+        )
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{path}: state file is corrupt ({type(exc).__name__}: {exc})") from None
+    if set(states) != set(plan.by_key):
+        raise DataError(f"{path}: its states do not match its plan")
+    for key, acc in plan.by_key.items():
+        try:
+            acc.check(states[key])
+        except DataError as exc:
+            raise DataError(f"{path}: {exc}") from None
+    return Loaded(path, header, plan, partial)
