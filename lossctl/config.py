@@ -34,30 +34,51 @@ from lossctl.params import did_you_mean
 
 CONFIG_NAME = "lossctl.toml"
 PYPROJECT = "pyproject.toml"
-KEYS = ("losses", "metrics", "checks", "columns", "format")
-COLUMN_KEYS = ("true", "pred", "weight")
 # Output formats a config may choose; kept here so the library does not import the renderers.
 FORMATS = ("table", "json", "csv", "markdown", "junit")
 
 
+def _option_keys() -> dict[str, Any]:
+    from lossctl.options import config_keys
+
+    return config_keys()
+
+
+def top_level_keys() -> tuple[str, ...]:
+    """The keys a config table may have: every configurable option's, and ``format``."""
+    return (*dict.fromkeys(k.split(".")[0] for k in _option_keys()), "format")
+
+
 @dataclass(frozen=True)
 class Config:
-    """Validated settings; empty tuples and ``None`` mean "not set".
+    """Validated settings: ``values`` by config key (``losses``, ``columns.true``...).
 
     Attributes:
         path: where the settings came from (``None``: no config file).
-        losses, metrics: spec strings, as ``--loss`` / ``--metric`` take them.
-        checks: check expressions, as ``--check`` takes them.
-        columns: ``true`` / ``pred`` / ``weight`` column names (or sources).
+        values: the options set, in the Request's form, by config key
+            (``lossctl.options`` says which options a config may set).
         format: the output format when ``-f`` is not given.
     """
 
     path: str | None = None
-    losses: tuple[str, ...] = ()
-    metrics: tuple[str, ...] = ()
-    checks: tuple[str, ...] = ()
-    columns: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, Any] = field(default_factory=dict)
     format: str | None = None
+
+    @property
+    def losses(self) -> tuple[str, ...]:
+        return tuple(self.values.get("losses", ()))
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return tuple(self.values.get("metrics", ()))
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        return tuple(self.values.get("checks", ()))
+
+    @property
+    def columns(self) -> dict[str, str]:
+        return {k.partition(".")[2]: v for k, v in self.values.items() if k.startswith("columns.")}
 
 
 def _type_name(value: Any) -> str:
@@ -79,44 +100,74 @@ def _strings(where: str, key: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _value(where: str, key: str, option: Any, value: Any) -> Any:
+    """One option's config value, checked against the option's type."""
+    if option.multiple:
+        return _strings(where, key, value)
+    if option.type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageProblem(f"{where}: '{key}' must be an integer, not {_type_name(value)}")
+        return value
+    if isinstance(option.type, tuple):
+        if not isinstance(value, str) or value.lower() not in option.type:
+            raise UsageProblem(f"{where}: '{key}' must be one of {', '.join(option.type)}, not {value!r}")
+        return value.lower()
+    if not isinstance(value, str) or not value.strip():
+        what = "a column name" if key.startswith("columns.") else "a non-empty string"
+        raise UsageProblem(f"{where}: '{key}' must be {what}, not {_type_name(value)}")
+    return value
+
+
+def _flatten(where: str, table: Mapping[str, Any]) -> dict[str, Any]:
+    """``{config key: raw value}``; unknown keys are usage errors with a suggestion."""
+    known = _option_keys()
+    tops = top_level_keys()
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in tops:
+            hint = did_you_mean(key, tops) or f"; keys are {', '.join(tops)}"
+            raise UsageProblem(f"{where}: unknown key '{key}'{hint}")
+        subkeys = [k.partition(".")[2] for k in known if k.startswith(key + ".")]
+        if not subkeys:
+            out[key] = value
+            continue
+        if not isinstance(value, dict):
+            example = f'{subkeys[0]} = "..."'
+            raise UsageProblem(f"{where}: '{key}' must be a table ({example}, ...), not {_type_name(value)}")
+        for sub, v in value.items():
+            if sub not in subkeys:
+                hint = did_you_mean(sub, subkeys) or f"; keys are {', '.join(subkeys)}"
+                raise UsageProblem(f"{where}: unknown key '{key}.{sub}'{hint}")
+            out[f"{key}.{sub}"] = v
+    return out
+
+
 def _validate(where: str, table: Mapping[str, Any]) -> Config:
     """Check every key and value; name the key in the message when one is wrong."""
     from lossctl.checks import parse_check
     from lossctl.registry import resolve_all
 
-    for key in table:
-        if key not in KEYS:
-            hint = did_you_mean(key, KEYS) or f"; keys are {', '.join(KEYS)}"
-            raise UsageProblem(f"{where}: unknown key '{key}'{hint}")
-    losses = _strings(where, "losses", table.get("losses", []))
-    metrics = _strings(where, "metrics", table.get("metrics", []))
-    for key, specs in (("losses", losses), ("metrics", metrics)):
+    raw = _flatten(where, table)
+    fmt = raw.pop("format", None)
+    options = _option_keys()
+    values = {key: _value(where, key, options[key], value) for key, value in raw.items()}
+    for key in ("losses", "metrics"):
         try:
+            specs = values.get(key, ())
             resolve_all(specs, ()) if key == "losses" else resolve_all((), specs)
         except UsageProblem as exc:
             raise UsageProblem(f"{where}: '{key}': {exc}") from None
-    checks = _strings(where, "checks", table.get("checks", []))
-    for i, text in enumerate(checks):
+    for i, text in enumerate(values.get("checks", ())):
         try:
             parse_check(text)
         except UsageProblem as exc:
             raise UsageProblem(f"{where}: 'checks[{i}]': {exc}") from None
-    columns = table.get("columns", {})
-    if not isinstance(columns, dict):
-        raise UsageProblem(f"{where}: 'columns' must be a table (true = \"label\", ...), not {_type_name(columns)}")
-    for key, value in columns.items():
-        if key not in COLUMN_KEYS:
-            hint = did_you_mean(key, COLUMN_KEYS) or f"; keys are {', '.join(COLUMN_KEYS)}"
-            raise UsageProblem(f"{where}: unknown key 'columns.{key}'{hint}")
-        if not isinstance(value, str) or not value.strip():
-            raise UsageProblem(f"{where}: 'columns.{key}' must be a column name, not {_type_name(value)}")
-    fmt = table.get("format")
     if fmt is not None:
         if not isinstance(fmt, str) or fmt.lower() not in FORMATS:
             shown = repr(fmt) if isinstance(fmt, str) else _type_name(fmt)
             raise UsageProblem(f"{where}: 'format' must be one of {', '.join(FORMATS)}, not {shown}")
         fmt = fmt.lower()
-    return Config(where, losses, metrics, checks, dict(columns), fmt)
+    return Config(where, values, fmt)
 
 
 def _read(path: str, label: str | None = None) -> dict[str, Any]:

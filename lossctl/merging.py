@@ -9,6 +9,7 @@ merged in the order given; the result does not depend on that order (1e-9).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from collections.abc import Sequence
 
 from lossctl.checks import bind_checks, parse_checks
@@ -68,6 +69,9 @@ def merge_files(paths: Sequence[str], checks: Sequence[str] = ()) -> Evaluation:
         raise UsageProblem(f"--check: {missing} was not evaluated in these states; evaluated: "
                            + ", ".join(r.spec for r in plan.specs))
     plan.checks = bound
+    for name, role in plan.roles.items():
+        sources = dict.fromkeys(item.plan.roles[name].source for item in loaded)
+        plan.roles[name] = replace(role, source=", ".join(s for s in sources if s))
     partial = first.partial
     for item in loaded[1:]:
         partial = merge(partial, item.partial)

@@ -1,34 +1,24 @@
 """What one evaluation is asked to do: the fields every front end fills the same way.
 
-The CLI builds a :class:`Request` from its options (and the config file),
-the API from its keywords; the engine reads nothing else.
+The fields come from the options table (``lossctl.options``): the CLI fills
+them from its options and the config file, the API from its keywords; the
+engine reads nothing else.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import field, make_dataclass
+from typing import Any
 
-DEFAULT_CHUNK_ROWS = 1 << 16
-NAN_POLICIES = ("error", "drop", "propagate")
+from lossctl.options import DEFAULT_CHUNK_ROWS, NAN_POLICIES, OPTIONS
 
+__all__ = ["DEFAULT_CHUNK_ROWS", "NAN_POLICIES", "Request"]
 
-@dataclass(frozen=True)
-class Request:
-    """Everything ``eval`` needs; the CLI builds one, the API takes its fields as keywords."""
-
-    files: tuple[str, ...] = ()
-    losses: tuple[str, ...] = ()
-    metrics: tuple[str, ...] = ()
-    true: str | None = None
-    pred: str | None = None
-    weight: str | None = None
-    chunk_size: int = DEFAULT_CHUNK_ROWS
-    input_format: str | None = None
-    delimiter: str | None = None
-    nan: str = "error"
-    # `--check` expressions (lossctl.checks); names not requested are added as metrics.
-    checks: tuple[str, ...] = ()
-    # `--per-row FILE`: per-row values of the per-row entries, with row numbers (.parquet or .csv).
-    per_row: str | None = None
-    # `--save-state FILE`: the run's partial states, for `lossctl merge` (lossctl.statefile).
-    save_state: str | None = None
+# files: the FILE arguments (one table); every other field is an option.
+Request: Any = make_dataclass(
+    "Request",
+    [("files", tuple, field(default=())), *((o.field, Any, field(default=o.default)) for o in OPTIONS)],
+    frozen=True,
+)
+Request.__module__ = __name__
+Request.__doc__ = "Everything an evaluation needs: the FILE arguments and one field per option of lossctl.options."

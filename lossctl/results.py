@@ -104,7 +104,7 @@ class Evaluation:
         """The JSON document of SPEC section 5."""
         return {
             "lossctl": self.version,
-            "schema": 1,
+            "schema": 2,
             "input": self.input.to_dict(),
             "results": [r.to_dict() for r in self.results],
             "checks": [dict(c) for c in self.checks],

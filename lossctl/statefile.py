@@ -93,7 +93,12 @@ def encode(plan: Plan, partial: Partial, files: Sequence[str]) -> bytes:
         "format": FORMAT,
         "lossctl": __version__,
         "plan": plan.to_dict(),
-        "input": {"files": [fingerprint(f) for f in files], "rows": partial.rows, "dropped": partial.dropped},
+        "input": {
+            "files": [fingerprint(f) for f in files],
+            "sources": {role.role: role.source for role in plan.roles.values()},
+            "rows": partial.rows,
+            "dropped": partial.dropped,
+        },
         "warned": [[i, row, text] for i, (row, text) in sorted(partial.warned.items())],
         "states": states,
         "payload_bytes": offset,
@@ -200,7 +205,7 @@ def load(path: str) -> Loaded:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
     header, states = decode(data, path)
     try:
-        plan = Plan.from_dict(header["plan"])
+        plan = Plan.from_dict(header["plan"], header["input"].get("sources"))
         partial = Partial(
             states,
             rows=int(header["input"]["rows"]),

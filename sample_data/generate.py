@@ -2,7 +2,8 @@
 
     python sample_data/generate.py
 
-regression.*: daily demand forecasts (counts, model predictions, store weights);
+regression.*: daily demand forecasts (counts, model predictions, store weights), and the
+same rows split into shards/part-0.parquet and shards/part-1.parquet;
 binary.*: churn labels with model scores; multiclass.*: 10-class softmax outputs.
 """
 
@@ -63,6 +64,12 @@ def main() -> None:
     pacsv.write_csv(reg, HERE / "regression.csv")
     pq.write_table(reg, HERE / "regression.parquet", row_group_size=1000)
     np.savez(HERE / "regression.npz", y_true=reg["y_true"].to_numpy(), y_pred=reg["y_pred"].to_numpy())
+    # The same rows as two shards, as a sharded batch-inference job writes them
+    # (eval --save-state on each, then lossctl merge).
+    (HERE / "shards").mkdir(exist_ok=True)
+    half = reg.num_rows // 2
+    pq.write_table(reg.slice(0, half), HERE / "shards" / "part-0.parquet")
+    pq.write_table(reg.slice(half), HERE / "shards" / "part-1.parquet")
 
     binr = binary(rng)
     pacsv.write_csv(binr, HERE / "binary.csv")

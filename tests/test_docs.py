@@ -87,14 +87,22 @@ def test_readme_has_lossctl_commands() -> None:
     assert [c for c in README_COMMANDS if _argv(c) is not None], "no runnable lossctl command in README.md"
 
 
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for the README's commands, in order (a merge reads the states saved before it)."""
+    path = tmp_path_factory.mktemp("readme")
+    (path / "sample_data").symlink_to(ROOT / "sample_data")
+    return path
+
+
 @pytest.mark.parametrize("command", README_COMMANDS or ["(none)"])
-def test_readme_command_runs(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_command_runs(command: str, monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
     if command == "(none)":
         pytest.skip("README.md has no lossctl commands")
     args = _argv(command)
     if args is None:
         pytest.skip(f"placeholder in: {command}")
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(workdir)
     result = CliRunner().invoke(cli, args)
     assert result.exit_code in (0, 1), f"{command}\nexit {result.exit_code}: {result.stderr or result.output}"
 
@@ -115,3 +123,21 @@ def test_every_command_has_help_with_an_example(name: str) -> None:
     assert result.exit_code == 0, result.output
     assert f"lossctl {name}" in result.stdout, f"'lossctl {name} --help' shows no example"
     assert isinstance(cli.commands[name], click.Command)
+
+
+def help_examples(name: str) -> list[str]:
+    """The ``lossctl`` lines of a command's ``--help`` examples."""
+    text = CliRunner().invoke(cli, [name, "--help"]).stdout
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("lossctl ")]
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_help_examples_run(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
+    monkeypatch.chdir(tmp_path)
+    examples = help_examples(name)
+    assert examples, f"'lossctl {name} --help' shows no example"
+    for command in examples:
+        args = shlex.split(command)[1:]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code in (0, 1), f"{command}\nexit {result.exit_code}: {result.stderr or result.output}"

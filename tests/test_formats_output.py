@@ -52,7 +52,7 @@ def test_json_is_the_default_off_a_terminal(data: Path) -> None:
     result = run("eval", data, "-l", "mse")
     doc = json.loads(result.stdout)
     assert set(doc) >= {"lossctl", "schema", "input", "results", "checks", "passed", "signature", "warnings"}
-    assert doc["schema"] == 1
+    assert doc["schema"] == 2
 
 
 def test_json_signature_and_warnings(data: Path) -> None:

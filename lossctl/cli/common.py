@@ -1,9 +1,10 @@
 """Options and helpers shared by ``eval``, ``inspect`` and ``worst``.
 
-Like sqlite-utils' shared option decorators, but each command folds the
-values into one :class:`~lossctl.engine.Request`. Also here: the config
-file defaults, the output format choice, writing the output, and the
-progress bar (standard error only, only on a terminal, only on long runs).
+The evaluation options themselves come from the one table in
+``lossctl.options``; here each command folds their values (and the config
+file's) into one :class:`~lossctl.request.Request`. Also here: the output
+format choice, writing the output, and the progress bar (standard error
+only, only on a terminal, only on long runs).
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ from lossctl.errors import UsageProblem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-INPUT_FORMATS = ("csv", "tsv", "parquet", "arrow", "jsonl", "npy", "npz")
-
-
 def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     def apply(fn: F) -> F:
         for d in reversed(decorators):
@@ -30,19 +28,6 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
         return fn
 
     return apply
-
-
-def input_options(fn: F) -> F:
-    """``--true/--pred/--weight``, ``--input-format``, ``--delimiter``, ``--chunk-size``, ``--nan``."""
-    return _stack(
-        click.option("--true", "true", metavar="COL|PATH[:COL]", help="y_true column(s): a name, comma list or glob; or a file."),
-        click.option("--pred", "pred", metavar="COL|PATH[:COL]", help="y_pred column(s): a name, comma list or glob; or a file."),
-        click.option("--weight", metavar="COL|PATH[:COL]", help="Per-row sample weights."),
-        click.option("--chunk-size", type=int, default=None, metavar="ROWS", help="Rows per chunk (memory is bounded by it).  [default: 65536]"),
-        click.option("--input-format", type=click.Choice(INPUT_FORMATS, case_sensitive=False), help="Read FILEs as this format, whatever their extension."),
-        click.option("--delimiter", metavar="CHAR", help="CSV delimiter (sniffed when not given)."),
-        click.option("--nan", type=click.Choice(("error", "drop", "propagate"), case_sensitive=False), default="error", show_default=True, help="NaN or infinite values (or empty cells): stop (exit 3), drop those rows, or let them through as Keras would."),
-    )(fn)
 
 
 def config_options(fn: F) -> F:
@@ -53,12 +38,54 @@ def config_options(fn: F) -> F:
     )(fn)
 
 
+def output_options(fn: F) -> F:
+    """``-f/--format`` and ``-o/--output`` of ``eval`` and ``merge``."""
+    from lossctl.render import FORMATS
+
+    return _stack(
+        click.option("-f", "--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False), help="Output format (table on a terminal, json otherwise; markdown for a CI job summary, junit: one test case per check)."),
+        click.option("-o", "--output", metavar="FILE", help="Write the result to FILE instead of standard output (the format follows .json/.csv/.md/.xml)."),
+    )(fn)
+
+
+def report(evaluation: Any, fmt: str, output: str | None, quiet: bool) -> int:
+    """Render and write the result, then warnings and failed checks; the exit status."""
+    from lossctl.errors import ExitStatus
+    from lossctl.render import render
+
+    text = render(evaluation, fmt, color=fmt == "table" and output is None and sys.stdout.isatty())
+    emit(text, output)
+    # After the result, so that on a terminal (and in a CI log) they are the last lines shown.
+    for warning in evaluation.warnings:
+        say(f"warning: {warning}", quiet)
+    for check in evaluation.checks:
+        if not check.get("passed"):
+            say(f"check failed: {check.get('expr')} ({check.get('note')})", quiet)
+    return int(ExitStatus.OK if evaluation.passed else ExitStatus.CHECK_FAILED)
+
+
 def common_options(fn: F) -> F:
     """``-q/--quiet`` and ``--traceback``."""
     return _stack(
         click.option("-q", "--quiet", is_flag=True, help="Print nothing but the result (no warnings, no progress)."),
         click.option("--traceback", is_flag=True, help="Show the Python traceback of an error (for bug reports)."),
     )(fn)
+
+
+def build_request(command: str, files: tuple[str, ...], given: dict[str, Any], config: Any, output: str | None) -> Any:
+    """The Request of ``command``: options given, else the config's, else the defaults.
+
+    ``-o`` naming an input is refused here, before anything is read.
+    """
+    from lossctl.options import merged_fields
+    from lossctl.request import Request
+
+    fields = merged_fields(given, config.values, command)
+    if "delimiter" in fields:
+        fields["delimiter"] = delimiter_value(fields["delimiter"])
+    request = Request(files=files, **fields)
+    check_output_path(output, [*files, request.true, request.pred, request.weight])
+    return request
 
 
 def delimiter_value(delimiter: str | None) -> str | None:

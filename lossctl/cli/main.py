@@ -99,11 +99,13 @@ def _register_commands() -> None:
     from lossctl.cli.explain import explain_command
     from lossctl.cli.inspect import inspect_command
     from lossctl.cli.list import list_command
+    from lossctl.cli.merge import merge_command
     from lossctl.cli.worst import worst_command
 
     cli.add_command(eval_command)
     cli.add_command(inspect_command)
     cli.add_command(worst_command)
+    cli.add_command(merge_command)
     cli.add_command(list_command)
     cli.add_command(explain_command)
 

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import click
 
 from lossctl.cli.common import (
     ProgressBar,
-    check_output_path,
     choose_format,
     common_options,
     config_options,
-    delimiter_value,
+    build_request,
     emit,
-    input_options,
     load_defaults,
     say,
 )
+from lossctl.options import click_options
 from lossctl.errors import ExitStatus, UsageProblem
 
 FORMATS = ("table", "json", "csv")
@@ -27,7 +27,7 @@ FORMATS = ("table", "json", "csv")
 @click.argument("files", nargs=-1, metavar="[FILE]...")
 @click.option("-l", "--loss", "loss", metavar="SPEC", help="The per-row loss (or metric) to rank rows by: NAME[:key=value...].  [required]")
 @click.option("-n", "count", type=click.IntRange(min=1), default=10, show_default=True, help="How many rows to show.")
-@input_options
+@click_options("worst")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False), help="Output format (table on a terminal, json otherwise).")
 @click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of standard output.")
 @config_options
@@ -36,19 +36,13 @@ def worst_command(
     files: tuple[str, ...],
     loss: str | None,
     count: int,
-    true: str | None,
-    pred: str | None,
-    weight: str | None,
-    chunk_size: int | None,
-    input_format: str | None,
-    delimiter: str | None,
-    nan: str,
     fmt: str | None,
     output: str | None,
     config_path: str | None,
     no_config: bool,
     quiet: bool,
     traceback: bool,
+    **options: object,
 ) -> int:
     """Show the N rows of FILE(s) with the worst per-row loss.
 
@@ -64,27 +58,14 @@ def worst_command(
       lossctl worst sample_data/regression.csv --loss mse -n 5
       lossctl worst sample_data/binary.csv --loss binary_crossentropy -f csv
     """
-    from lossctl.request import DEFAULT_CHUNK_ROWS, Request
     from lossctl.api import worst
     from lossctl.render.worst import worst_csv, worst_json, worst_table
 
     if not loss:
         raise UsageProblem("worst needs --loss NAME (a per-row loss such as mse)")
     config = load_defaults(config_path, no_config)
-    columns = config.columns
-    request = Request(
-        files=files,
-        losses=(loss,),
-        true=true or columns.get("true"),
-        pred=pred or columns.get("pred"),
-        weight=weight or columns.get("weight"),
-        chunk_size=DEFAULT_CHUNK_ROWS if chunk_size is None else chunk_size,
-        input_format=input_format.lower() if input_format else None,
-        delimiter=delimiter_value(delimiter),
-        nan=nan.lower(),
-    )
+    request = replace(build_request("worst", files, options, config, output), losses=(loss,))
     fmt = choose_format(fmt, output, config.format if config.format in FORMATS else None, FORMATS)
-    check_output_path(output, [*files, request.true, request.pred, request.weight])
     progress = ProgressBar.for_terminal(quiet)
     try:
         result = worst(request, count, on_chunk=progress)

@@ -1,0 +1,163 @@
+"""The one table of options: Click options, API keywords, config keys and Request fields.
+
+Each :class:`Option` is described once; from :data:`OPTIONS` come the
+``Request`` dataclass (``lossctl.request``), the command-line options of
+every command that takes it (:func:`click_options`), the keywords of
+``lossctl.evaluate`` (:func:`request_from_keywords`) and the keys a config
+file may set (:func:`config_keys`). Adding an option is one entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_CHUNK_ROWS = 1 << 16
+NAN_POLICIES = ("error", "drop", "propagate")
+INPUT_FORMATS = ("csv", "tsv", "parquet", "arrow", "jsonl", "npy", "npz")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of an evaluation.
+
+    Attributes:
+        field: the Request field (and the Click parameter name).
+        flags: command-line flags (``("-l", "--loss")``).
+        help: the ``--help`` text.
+        default: the Request default.
+        multiple: repeatable; a tuple of strings in the Request.
+        keyword: the ``lossctl.evaluate`` keyword (``loss`` for ``losses``);
+            ``None``: same as ``field``; ``""``: not in the API.
+        config: the config-file key (``columns.true``); ``None``: not configurable.
+        type: ``str``, ``int`` or a tuple of choices (case-insensitive).
+        metavar: the placeholder in ``--help``.
+        commands: the commands that take it.
+    """
+
+    field: str
+    flags: tuple[str, ...]
+    help: str
+    default: Any = None
+    multiple: bool = False
+    keyword: str | None = None
+    config: str | None = None
+    type: Any = str
+    metavar: str | None = None
+    commands: frozenset[str] = frozenset({"eval"})
+
+    @property
+    def api_name(self) -> str:
+        return self.field if self.keyword is None else self.keyword
+
+    def normalise(self, value: Any) -> Any:
+        """A value from the CLI, the API or the config, in the Request's form."""
+        if value is None:
+            return self.default
+        if self.multiple:
+            if isinstance(value, str):
+                return (value,)
+            return tuple(value)
+        if isinstance(self.type, tuple) and isinstance(value, str):
+            return value.lower()
+        return value
+
+
+EVAL, WORST, INSPECT = "eval", "worst", "inspect"
+_READ = frozenset({EVAL, WORST, INSPECT})
+
+OPTIONS: tuple[Option, ...] = (
+    Option("losses", ("-l", "--loss"), "Loss(es) to evaluate: NAME[:key=value...], comma lists allowed, repeatable.",
+           default=(), multiple=True, keyword="loss", config="losses", metavar="SPEC"),
+    Option("metrics", ("-m", "--metric"), "Metric(s) to evaluate, same syntax as --loss.",
+           default=(), multiple=True, keyword="metric", config="metrics", metavar="SPEC"),
+    Option("checks", ("-c", "--check"),
+           "Quality gate 'NAME OP NUMBER' (OP: < <= > >= == !=), repeatable; exit 1 when one fails. "
+           "Compares the unrounded value; an undefined value fails. A NAME not requested is evaluated too.",
+           default=(), multiple=True, config="checks", metavar="EXPR", commands=frozenset({EVAL, "merge"})),
+    Option("true", ("--true",), "y_true column(s): a name, comma list or glob; or a file.",
+           config="columns.true", metavar="COL|PATH[:COL]", commands=_READ),
+    Option("pred", ("--pred",), "y_pred column(s): a name, comma list or glob; or a file.",
+           config="columns.pred", metavar="COL|PATH[:COL]", commands=_READ),
+    Option("weight", ("--weight",), "Per-row sample weights.",
+           config="columns.weight", metavar="COL|PATH[:COL]", commands=_READ),
+    Option("chunk_size", ("--chunk-size",), "Rows per chunk (memory is bounded by it).  [default: 65536]",
+           default=DEFAULT_CHUNK_ROWS, type=int, metavar="ROWS", commands=_READ),
+    Option("input_format", ("--input-format",), "Read FILEs as this format, whatever their extension.",
+           type=INPUT_FORMATS, commands=_READ),
+    Option("delimiter", ("--delimiter",), "CSV delimiter (sniffed when not given).", metavar="CHAR", commands=_READ),
+    Option("nan", ("--nan",),
+           "NaN or infinite values (or empty cells): stop (exit 3), drop those rows, or let them through as Keras would.  [default: error]",
+           default="error", type=NAN_POLICIES, commands=_READ),
+    Option("per_row", ("--per-row",),
+           "Also write each row's loss (row number + one column per per-row loss) to FILE (.parquet or .csv), streaming.",
+           metavar="FILE"),
+    Option("save_state", ("--save-state",),
+           "Also write the run's partial states to FILE, for 'lossctl merge' (sharded evaluation).",
+           metavar="FILE"),
+)
+
+BY_FIELD = {o.field: o for o in OPTIONS}
+
+
+def for_command(command: str) -> list[Option]:
+    return [o for o in OPTIONS if command in o.commands]
+
+
+def click_options(command: str, only: Iterable[str] | None = None) -> Callable[[F], F]:
+    """The Click options of ``command`` (all of its options, or those named in ``only``)."""
+    import click
+
+    chosen = [o for o in for_command(command) if only is None or o.field in set(only)]
+
+    def apply(fn: F) -> F:
+        for o in reversed(chosen):
+            kind = click.Choice(o.type, case_sensitive=False) if isinstance(o.type, tuple) else o.type
+            fn = click.option(
+                *o.flags, o.field, type=kind, multiple=o.multiple, default=None, metavar=o.metavar, help=o.help
+            )(fn)
+        return fn
+
+    return apply
+
+
+def config_keys() -> dict[str, Option]:
+    """``{config key: option}`` of every configurable option (``columns.true`` included)."""
+    return {o.config: o for o in OPTIONS if o.config is not None}
+
+
+def merged_fields(given: Mapping[str, Any], config: Mapping[str, Any], command: str = EVAL) -> dict[str, Any]:
+    """Request fields for ``command``: a given value wins, then the config, then the default.
+
+    ``given`` holds the command line's values by field (``None`` or an empty
+    tuple: not given); ``config`` the config file's by config key.
+    """
+    out: dict[str, Any] = {}
+    for o in for_command(command):
+        value = given.get(o.field)
+        if value is None or value == ():
+            value = config.get(o.config) if o.config is not None else None
+        out[o.field] = o.normalise(value)
+    return out
+
+
+def request_from_keywords(files: tuple[str, ...], keywords: Mapping[str, Any]) -> dict[str, Any]:
+    """Request fields from ``lossctl.evaluate``'s keywords; an unknown one is a TypeError with a hint."""
+    from lossctl.params import did_you_mean
+
+    by_keyword = {o.api_name: o for o in OPTIONS if o.api_name}
+    fields: dict[str, Any] = {"files": tuple(files)}
+    for name, value in keywords.items():
+        option = by_keyword.get(name)
+        if option is None:
+            raise TypeError(f"evaluate() got an unexpected keyword argument '{name}'" + did_you_mean(name, list(by_keyword)))
+        fields[option.field] = option.normalise(value)
+    return fields
+
+
+def api_keywords_doc() -> str:
+    """The ``Args`` lines of ``lossctl.evaluate``'s docstring, from the table."""
+    return "\n".join(f"        {o.api_name}: {o.help}" for o in OPTIONS if o.api_name)
