@@ -11,15 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "evaluate", "get"]
+__all__ = ["__version__", "evaluate", "get", "merge"]
 
 if TYPE_CHECKING:
-    from lossctl.api import evaluate, get
+    from lossctl.api import evaluate, get, merge
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("evaluate", "get"):
+    if name in ("evaluate", "get", "merge"):
         from lossctl import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'lossctl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

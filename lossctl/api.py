@@ -21,6 +21,12 @@ if TYPE_CHECKING:
     from lossctl.perrow import WorstRows
 
 
+def _keywords_doc() -> str:
+    from lossctl.options import OPTIONS
+
+    return "\n    ".join(f"{o.api_name}: {o.help}" for o in OPTIONS if o.api_name)
+
+
 def _as_tuple(value: str | Iterable[str] | None) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -29,63 +35,25 @@ def _as_tuple(value: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(value)
 
 
-def evaluate(
-    *files: str,
-    loss: str | Sequence[str] | None = None,
-    metric: str | Sequence[str] | None = None,
-    true: str | None = None,
-    pred: str | None = None,
-    weight: str | None = None,
-    chunk_size: int = DEFAULT_CHUNK_ROWS,
-    input_format: str | None = None,
-    delimiter: str | None = None,
-    nan: str = "error",
-    checks: str | Sequence[str] | None = None,
-    per_row: str | None = None,
-    save_state: str | None = None,
-) -> Evaluation:
+def evaluate(*files: str, **options: Any) -> Evaluation:
     """Evaluate losses and metrics over prediction files, as ``lossctl eval`` does.
 
-    Args:
-        *files: data files read as one table (CSV, Parquet, Arrow, JSONL, NPY, NPZ).
-        loss: loss specs, e.g. ``"mse"`` or ``["mse", "huber:delta=2"]``.
-        metric: metric specs, e.g. ``"rmse,r2"``.
-        true, pred, weight: columns (or ``PATH`` / ``PATH:COLUMN`` sources).
-        chunk_size: rows per chunk.
-        input_format: override the format chosen by extension.
-        delimiter: CSV delimiter (sniffed when not given).
-        nan: ``error``, ``drop`` or ``propagate``.
-        checks: quality gates ``"NAME OP NUMBER"`` (``"mse < 0.25"``); the
-            result's ``checks`` and ``passed`` report them. A name not
-            requested is evaluated as a metric.
-        per_row: also write per-row values with row numbers to this
-            ``.parquet`` or ``.csv`` file, streaming.
-        save_state: also write the run's partial states to this file, for
-            :func:`merge` (``lossctl merge``).
+    ``files`` are read as one table (CSV, Parquet, Arrow, JSONL, NPY, NPZ);
+    the keywords are ``eval``'s options (``lossctl.options``), a list or a
+    string where the option repeats:
+
+    {keywords}
 
     Returns:
         An :class:`~lossctl.results.Evaluation` with ``to_dict()`` and ``to_pandas()``.
 
     Example:
-        >>> ev = evaluate("sample_data/regression.csv", loss="mse")  # doctest: +SKIP
+        >>> ev = evaluate("sample_data/regression.csv", loss=["mse", "huber:delta=2"], checks="mse < 30")  # doctest: +SKIP
         >>> ev["mse"].value  # doctest: +SKIP
     """
-    request = Request(
-        files=tuple(files),
-        losses=_as_tuple(loss),
-        metrics=_as_tuple(metric),
-        true=true,
-        pred=pred,
-        weight=weight,
-        chunk_size=chunk_size,
-        input_format=input_format,
-        delimiter=delimiter,
-        nan=nan,
-        checks=_as_tuple(checks),
-        per_row=per_row,
-        save_state=save_state,
-    )
-    return run(request)
+    from lossctl.options import request_from_keywords
+
+    return run(Request(**request_from_keywords(files, options)))
 
 
 def run(request: Request, on_chunk: Callable[[int], None] | None = None) -> Evaluation:
@@ -137,6 +105,9 @@ def merge(*states: str, checks: str | Sequence[str] | None = None) -> Evaluation
     from lossctl.merging import merge_files
 
     return merge_files(tuple(states), _as_tuple(checks))
+
+
+evaluate.__doc__ = (evaluate.__doc__ or "").replace("{keywords}", _keywords_doc())
 
 
 def _as_array(values: Any, role: str) -> F64:

@@ -156,8 +156,3 @@ def request_from_keywords(files: tuple[str, ...], keywords: Mapping[str, Any]) -
             raise TypeError(f"evaluate() got an unexpected keyword argument '{name}'" + did_you_mean(name, list(by_keyword)))
         fields[option.field] = option.normalise(value)
     return fields
-
-
-def api_keywords_doc() -> str:
-    """The ``Args`` lines of ``lossctl.evaluate``'s docstring, from the table."""
-    return "\n".join(f"        {o.api_name}: {o.help}" for o in OPTIONS if o.api_name)
