@@ -91,14 +91,17 @@ def test_registry_is_populated() -> None:
         assert expected in names
 
 
-def _write(tmp_path: Any, yt: np.ndarray, yp: np.ndarray) -> str:
+def _write(tmp_path: Any, yt: np.ndarray, yp: np.ndarray, w: np.ndarray | None = None) -> str:
     def col(a: np.ndarray) -> pa.Array:
         if a.ndim == 1:
             return pa.array(a)
         return pa.FixedSizeListArray.from_arrays(pa.array(a.reshape(-1)), a.shape[1])
 
     path = str(tmp_path / "data.parquet")
-    pq.write_table(pa.table({"y_true": col(yt), "y_pred": col(yp)}), path, row_group_size=17)
+    columns = {"y_true": col(yt), "y_pred": col(yp)}
+    if w is not None:
+        columns["weight"] = pa.array(w)
+    pq.write_table(pa.table(columns), path, row_group_size=17)
     return path
 
 
@@ -193,3 +196,105 @@ def test_result_can_be_called_twice(entry: MetricDef) -> None:
     yt, yp = make_inputs(entry, N_ROWS, seed=9)
     state = one_pass(entry, yt, yp)
     assert value(state) == value(state)
+
+
+# --------------------------------------------------------------------------
+# Declared array states (Engine v2): every entry, by being registered
+
+
+def _accumulator(entry: MetricDef, yt: np.ndarray, yp: np.ndarray) -> Any:
+    real, params = resolved(entry, yt, yp)
+    return real.accumulator(params, entry.kind)
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_state_round_trips_through_arrays(entry: MetricDef) -> None:
+    from lossctl.state import State
+
+    yt, yp = make_inputs(entry, N_ROWS, seed=11)
+    w = np.random.default_rng(11).uniform(0.5, 2.0, N_ROWS)
+    bound = one_pass(entry, yt, yp, w, splits=[20, 41])
+    state = bound.state
+    arrays = state.to_arrays()
+    back = State.from_arrays(state.layout(), {k: np.array(v, copy=True) for k, v in arrays.items()})
+    assert back.layout() == state.layout()
+    again = back.to_arrays()
+    assert set(again) == set(arrays)
+    for name in arrays:
+        np.testing.assert_array_equal(again[name], arrays[name], err_msg=f"{entry.name}: array {name}")
+    bound.accumulator.check(back)
+    assert_same(bound.accumulator.finish(back, 0).value, value(bound), "round trip")
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_slots_are_independent_states(entry: MetricDef) -> None:
+    yt, yp = make_inputs(entry, N_ROWS, seed=12)
+    other_t, other_p = make_inputs(entry, N_ROWS, seed=13)
+    acc = _accumulator(entry, yt, yp)
+    state = acc.new(3)
+    # Slots 0 and 1 fed the same rows, slot 2 other rows, interleaved chunk by chunk.
+    for a, b in ((0, 25), (25, N_ROWS)):
+        acc.update(state, Batch(yt[a:b], yp[a:b], slot=0))
+        acc.update(state, Batch(other_t[a:b], other_p[a:b], slot=2))
+        acc.update(state, Batch(yt[a:b], yp[a:b], slot=1))
+    plain = value(one_pass(entry, yt, yp))
+    assert_same(acc.finish(state, 0).value, plain, "slot 0")
+    assert_same(acc.finish(state, 1).value, plain, "slot 1")
+    assert_same(acc.finish(state, 2).value, value(one_pass(entry, other_t, other_p)), "slot 2")
+    assert state.rows(0) == state.rows(1) == N_ROWS
+
+
+def _spec_text(entry: MetricDef) -> str:
+    return entry.name + "".join(f":{k}={v}" for k, v in (entry.example.params.items() if entry.example else []))
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_saved_shards_merged_equal_one_pass(entry: MetricDef, tmp_path: Any) -> None:
+    yt, yp = make_inputs(entry, N_ROWS, seed=14)
+    w = np.random.default_rng(14).uniform(0.5, 2.0, N_ROWS)
+    spec = _spec_text(entry)
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    expected = lossctl.evaluate(_write(whole, yt, yp, w), metric=spec, weight="weight").results[0].value
+    states = []
+    for i, (a, b) in enumerate(((0, 17), (17, 18), (18, N_ROWS))):
+        shard = tmp_path / f"shard{i}"
+        shard.mkdir()
+        path = str(tmp_path / f"s{i}.lcstate")
+        lossctl.evaluate(_write(shard, yt[a:b], yp[a:b], w[a:b]), metric=spec, weight="weight", save_state=path, chunk_size=7)
+        states.append(path)
+    for order in ((0, 1, 2), (2, 0, 1)):
+        merged = lossctl.merge(*(states[i] for i in order))
+        assert merged.results[0].rows == N_ROWS
+        assert_same(merged.results[0].value, expected, f"merged in order {order}")
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_state_file_never_loads_as_another_entry(entry: MetricDef, tmp_path: Any) -> None:
+    import json
+    import struct
+
+    from lossctl.errors import LossctlError
+    from lossctl.statefile import MAGIC, load
+
+    yt, yp = make_inputs(entry, N_ROWS, seed=15)
+    path = tmp_path / "s.lcstate"
+    lossctl.evaluate(_write(tmp_path, yt, yp), metric=_spec_text(entry), save_state=str(path))
+    data = path.read_bytes()
+    (length,) = struct.unpack_from("<Q", data, len(MAGIC))
+    start = len(MAGIC) + 8
+    header = json.loads(data[start : start + length])
+    payload = data[start + length + (-(start + length) % 8) : -32]
+    others = [e for e in ENTRIES if e is not entry and e.task == entry.task and e.resolve is None]
+    for other in others[:6]:
+        forged = json.loads(json.dumps(header))
+        forged["plan"]["specs"][0].update(name=other.name, spec=other.name, params=params_of(other), resolved_from=None)
+        text = json.dumps(forged).encode()
+        head = MAGIC + struct.pack("<Q", len(text)) + text
+        head += b"\0" * (-len(head) % 8)
+        body = head + payload
+        import hashlib
+
+        (tmp_path / "forged.lcstate").write_bytes(body + hashlib.sha256(body).digest())
+        with pytest.raises(LossctlError):
+            load(str(tmp_path / "forged.lcstate"))
