@@ -168,9 +168,10 @@ def test_exact_state_keeps_eight_bytes_a_row() -> None:
     entry = lookup("auc")
     state = entry.make_state(entry.defaults())
     state.update(Batch(y.astype(float), s))
-    legacy = state.state.data["legacy"][0]  # ExactAUCState, until it is declared arrays
-    stored = sum(a.nbytes for col in legacy.pos + legacy.neg for a in col)
-    assert stored == 8 * 1000
+    kept = state.state.chunks("pos.0", 0) + state.state.chunks("neg.0", 0)
+    assert sum(a.nbytes for a in kept) == 8 * 1000
+    # One label column, no weights: nothing else grows with the rows.
+    assert sorted(state.state.kinds) == ["neg.0", "pos.0", "positives", "rows"]
 
 
 def test_summation_method_needs_num_thresholds() -> None:
@@ -438,11 +439,9 @@ def test_exact_auc_state_compaction_keeps_every_score(monkeypatch: pytest.Monkey
     # Compaction joins small chunk pieces into large arrays (to return memory to
     # the system); with a tiny threshold it runs constantly, and merged states
     # share the arrays it leaves behind: nothing may be lost, duplicated or moved.
-    import lossctl.metrics.curves as curves
-    from lossctl.batch import Batch
-    from lossctl.registry import lookup, resolve_params
+    import lossctl.metrics._sorting as sorting
 
-    monkeypatch.setattr(curves, "_COMPACT", 8)
+    monkeypatch.setattr(sorting, "_COMPACT", 8)
     rng = np.random.default_rng(5)
     y = (rng.random(700) < 0.4).astype(float)
     s = np.round(rng.random(700), 2)
@@ -472,10 +471,10 @@ def test_exact_roc_auc_on_two_threads_equals_sklearn(monkeypatch: pytest.MonkeyP
     # Large inputs split the sorting and counting over two threads; tiny blocks
     # make this small input take that path. Ties (rounded scores), few or many
     # positives, scores spread over several compacted pieces.
-    import lossctl.metrics.curves as curves
+    import lossctl.metrics._sorting as sorting
 
-    monkeypatch.setattr(curves, "_BLOCK", 16)
-    monkeypatch.setattr(curves, "_COMPACT", 64)
+    monkeypatch.setattr(sorting, "_BLOCK", 16)
+    monkeypatch.setattr(sorting, "_COMPACT", 64)
     rng = np.random.default_rng(11)
     y = (rng.random(3000) < share).astype(float)
     s = rng.random(3000) if decimals is None else np.round(rng.random(3000), decimals)

@@ -1,0 +1,68 @@
+"""Inputs and arithmetic shared by the curve metrics (exact AUC, Keras's bucketed thresholds).
+
+``binary_columns`` turns a chunk into label and score columns the way Keras's
+``AUC`` and ``SensitivitySpecificityBase`` see them; ``divide_no_nan`` and
+``sigmoid`` are the arithmetic their results are computed with.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lossctl.batch import F64, Batch
+from lossctl.errors import UsageProblem, ValueProblem
+from lossctl.metrics.confusion import Bool, layout, score_matrix, truth_matrix
+
+
+def binary_columns(
+    batch: Batch, owner: str, *, multi_label: bool = False, class_id: int | None = None
+) -> tuple[Bool, F64, F64 | None]:
+    """Labels and scores as ``(M, K)`` columns, with weights ``(M,)``.
+
+    One label column is ``K = 1``. A matrix is flattened into one column (each
+    cell a sample, the row's weight repeated), as Keras does unless
+    ``multi_label`` keeps one column per label; ``class_id`` keeps one column.
+    Integer labels against a probability matrix are one-hot first.
+    """
+    lay = layout(batch, owner)
+    truth, scores, w = truth_matrix(batch, lay), score_matrix(batch), batch.weight
+    if class_id is not None:
+        if lay == "column":
+            raise UsageProblem(f"{owner}: class_id needs a probability matrix; y_pred has one column")
+        if class_id >= scores.shape[1]:
+            raise UsageProblem(f"{owner}: class_id {class_id} is out of range for {scores.shape[1]} classes")
+        return truth[:, class_id : class_id + 1], scores[:, class_id : class_id + 1], w
+    if multi_label or scores.shape[1] == 1:
+        return truth, scores, w
+    width = scores.shape[1]
+    return truth.reshape(-1, 1), scores.reshape(-1, 1), None if w is None else np.repeat(w, width)
+
+
+def check_probabilities(y: F64, owner: str) -> None:
+    """A value problem at the first score outside [0, 1] (thresholds are probabilities)."""
+    bad = (y < 0) | (y > 1)
+    rows = bad.any(axis=1) if bad.ndim == 2 else bad
+    if rows.any():
+        i = int(np.argmax(rows))
+        v = y[i][np.argmax(bad[i])] if y.ndim == 2 else y[i]
+        raise ValueProblem(
+            "y_pred",
+            i,
+            f"score {v:g} is outside [0, 1]; {owner}'s thresholds are probabilities "
+            "(Keras clips silently; give from_logits=true for logits)",
+        )
+
+
+def sigmoid(x: F64) -> F64:
+    """Numerically stable logistic function."""
+    return np.exp(-np.logaddexp(0.0, -x))
+
+
+def divide_no_nan(a: F64, b: F64) -> F64:
+    """Keras's ``divide_no_nan``: ``a / b``, and 0 where ``b == 0``.
+
+    Used only inside Keras's curve arithmetic, to reproduce its numbers; a
+    whole-table 0/0 is reported as undefined before this is reached.
+    """
+    safe = np.where(b == 0, 1.0, b)
+    return np.where(b == 0, 0.0, a / safe)
