@@ -113,7 +113,13 @@ class Plan:
         sb = [(s["name"], s["kind"], s["params"], s["resolved_from"]) for s in b["specs"]]
         if sa != sb:
             out.append(f"specs {_specs_text(a)} vs {_specs_text(b)}")
-        for key in ("columns", "task", "nan"):
+        # Column names may differ between shards (an NPY shard has none): the
+        # widths may not (3-class and 2-class probabilities never mix).
+        wa = {role: c["width"] for role, c in a["columns"].items()}
+        wb = {role: c["width"] for role, c in b["columns"].items()}
+        if wa != wb:
+            out.append(f"values per row {wa} vs {wb}")
+        for key in ("task", "nan"):
             if a[key] != b[key]:
                 out.append(f"{key} {a[key]} vs {b[key]}")
         return out
