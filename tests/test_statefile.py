@@ -205,6 +205,9 @@ def test_save_state_is_atomic_and_never_over_an_input(shards: tuple[Path, list[P
     one_line(run("eval", bad, "-l", "mse", "--save-state", target), 3, "row 1")
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".keep")) == []
+    before = whole.read_bytes()
+    one_line(run("eval", whole, "-l", "mse", "--save-state", whole), 2, "input")
+    assert whole.read_bytes() == before
 
 
 def test_state_without_per_row_metrics_is_small_whatever_the_rows(tmp_path: Path) -> None:

@@ -84,7 +84,9 @@ def build_request(command: str, files: tuple[str, ...], given: dict[str, Any], c
     if "delimiter" in fields:
         fields["delimiter"] = delimiter_value(fields["delimiter"])
     request = Request(files=files, **fields)
-    check_output_path(output, [*files, request.true, request.pred, request.weight])
+    inputs = [*files, request.true, request.pred, request.weight]
+    check_output_path(output, inputs)
+    check_output_path(getattr(request, "save_state", None), inputs, "--save-state")
     return request
 
 
@@ -129,8 +131,8 @@ def choose_format(fmt: str | None, output: str | None, configured: str | None, f
     return "table" if sys.stdout.isatty() else "json"
 
 
-def check_output_path(output: str | None, inputs: Sequence[str | None]) -> None:
-    """Refuse ``-o`` naming one of the inputs (it would be overwritten before it is read)."""
+def check_output_path(output: str | None, inputs: Sequence[str | None], flag: str = "-o") -> None:
+    """Refuse an output (``-o``, ``--save-state``) naming one of the inputs (it would be overwritten)."""
     if not output:
         return
     for source in inputs:
@@ -139,7 +141,7 @@ def check_output_path(output: str | None, inputs: Sequence[str | None]) -> None:
         path = source.rpartition(":")[0] if ":" in source and not os.path.exists(source) else source
         try:
             if os.path.exists(path) and os.path.exists(output) and os.path.samefile(path, output):
-                raise UsageProblem(f"-o {output}: is an input file; name another file")
+                raise UsageProblem(f"{flag} {output}: is an input file; name another file")
         except OSError:
             continue
 
