@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lossctl import __version__
+from lossctl._version import __version__
 from lossctl.checks import judge
 from lossctl.partial import Partial
 from lossctl.plan import Plan

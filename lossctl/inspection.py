@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lossctl import __version__
+from lossctl._version import __version__
 from lossctl.columns import Selection, select
 
 # The engine's own stream (aligned role arrays, chunk by chunk) and default

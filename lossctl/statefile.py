@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from lossctl import __version__
+from lossctl._version import __version__
 from lossctl.errors import DataError, UsageProblem
 from lossctl.partial import Partial
 from lossctl.plan import Plan

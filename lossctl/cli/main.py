@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from lossctl import __version__
+from lossctl._version import __version__
 from lossctl.errors import ExitStatus, LossctlError
 
 
