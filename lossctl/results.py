@@ -12,7 +12,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class MetricResult:
-    """One requested loss or metric and its value (``None`` when undefined, with ``note``)."""
+    """One row of the results table: a spec's value for one group (slice) and arm (compared model).
+
+    ``value`` is ``None`` when undefined, with ``note`` saying why. ``group``
+    is ``None`` for the overall result; ``arm`` is ``None`` outside a
+    comparison. :attr:`key` identifies the row.
+    """
 
     name: str
     spec: str
@@ -23,6 +28,14 @@ class MetricResult:
     direction: str
     note: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    group: Mapping[str, Any] | None = None
+    arm: str | None = None
+
+    @property
+    def key(self) -> tuple[str, tuple[tuple[str, Any], ...] | None, str | None]:
+        """``(spec, group, arm)``: the row's place in the results table."""
+        group = None if self.group is None else tuple(self.group.items())
+        return self.spec, group, self.arm
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -36,6 +49,10 @@ class MetricResult:
         }
         if self.note is not None:
             out["note"] = self.note
+        if self.group is not None:
+            out["group"] = dict(self.group)
+        if self.arm is not None:
+            out["arm"] = self.arm
         out.update(self.extra)
         return out
 
@@ -95,10 +112,16 @@ class Evaluation:
         return all(bool(c.get("passed")) for c in self.checks)
 
     def __getitem__(self, name: str) -> MetricResult:
+        """The overall result of a spec, by the spec as written or the canonical name."""
+        return self.lookup(name)
+
+    def lookup(self, name: str, group: Mapping[str, Any] | None = None, arm: str | None = None) -> MetricResult:
+        """The row of the results table for ``(spec or name, group, arm)``."""
+        wanted = None if group is None else tuple(group.items())
         for r in self.results:
-            if r.spec == name or r.name == name:
+            if (r.spec == name or r.name == name) and r.key[1:] == (wanted, arm):
                 return r
-        raise KeyError(name)
+        raise KeyError((name, group, arm))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of SPEC section 5."""
