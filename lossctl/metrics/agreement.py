@@ -63,7 +63,11 @@ def _check_int_labels(y: F64, classes: int | None) -> None:
 
 
 def validate_classes(b: Batch, **_: Any) -> None:
-    """Inputs that can be decided into classes (see the module docstring)."""
+    """Inputs that can be decided into classes (see the module docstring); once per chunk."""
+    b.once("agreement_classes", lambda: _check_classes(b))
+
+
+def _check_classes(b: Batch) -> None:
     yt, yp = b.y_true, b.y_pred
     if yt.ndim == 2:
         if yp.ndim != 2 or yp.shape[1] != yt.shape[1]:
