@@ -28,6 +28,7 @@ part of the key: it changes no number.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
 import numpy as np
 
 from lossctl.batch import F64, Batch
