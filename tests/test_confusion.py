@@ -1,7 +1,9 @@
 """Confusion-based metrics against scikit-learn, formulas and Keras's reference vectors.
 
-Covers precision, recall, f1_score, fbeta_score, the TP/FP/TN/FN counts and
-the IoU family (lossctl/metrics/confusion.py).
+Covers precision, recall, f1_score, fbeta_score, the TP/FP/TN/FN counts
+(lossctl/metrics/precision_recall.py), the IoU family (lossctl/metrics/iou.py)
+and the confusion counts they share with balanced accuracy, MCC and kappa
+(lossctl/metrics/confusion.py): shared keys, slots, saved states.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from sklearn.metrics import (
 import lossctl
 from lossctl.batch import Batch
 from lossctl.cli.main import cli
-from lossctl.errors import UsageProblem, ValueProblem
-from lossctl.registry import lookup, resolve_params
-from lossctl.state import Value
+from lossctl.errors import DataError, UsageProblem, ValueProblem
+from lossctl.metrics.confusion import MAX_LABELS
+from lossctl.params import parse_spec
+from lossctl.registry import lookup, parse_params, resolve_params
+from lossctl.state import Accumulator, State, Value, merge
 
 VECTORS = json.loads((Path(__file__).parent / "data" / "keras_vectors.json").read_text())["vectors"]
 OWNED = {
@@ -508,3 +512,131 @@ def test_cli_undefined_precision_is_null_with_note(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     (res,) = json.loads(result.stdout)["results"]
     assert res["value"] is None and "tp + fp = 0" in res["note"]
+
+
+# --------------------------------------------------------------------------
+# One shared set of confusion arrays
+
+
+def accumulator(spec: str) -> Accumulator:
+    raw = parse_spec(spec)
+    entry = lookup(raw.name)
+    return entry.accumulator(resolve_params(entry, parse_params(entry, raw)), "metric")
+
+
+SHARED = [
+    # Same decision, same key: the engine fills one state for each group.
+    ("multiclass", ["precision", "recall", "f1", "fbeta_score:beta=2:average=micro", "precision:average=weighted"]),
+    ("binary", ["precision:thresholds=0.5", "recall:thresholds=0.5", "f1:threshold=0.5", "true_positives", "true_negatives"]),
+    ("multiclass", ["precision:top_k=2", "recall:top_k=2:average=micro"]),
+    ("multiclass", ["precision:class_id=1", "recall:class_id=1", "recall:class_id=1:thresholds=0.5"]),
+    ("multiclass", ["mean_iou", "iou:target_class_ids=0+2"]),
+    ("one_hot", ["one_hot_mean_iou", "one_hot_iou:target_class_ids=1"]),
+    ("binary", ["binary_iou", "binary_iou:target_class_ids=1"]),
+    ("binary", ["mcc", "kappa", "kappa:weights=linear", "balanced_accuracy:adjusted=true"]),
+]
+
+
+def test_specs_that_decide_alike_share_one_key() -> None:
+    keys = [{accumulator(spec).key for spec in group} for _, group in SHARED]
+    assert all(len(k) == 1 for k in keys), keys
+    assert len({next(iter(k)) for k in keys}) == len(SHARED), "different decisions must not share a key"
+    # A decision parameter changes the key.
+    assert accumulator("precision:thresholds=0.4").key != accumulator("precision:thresholds=0.5").key
+    assert accumulator("precision:top_k=2").key != accumulator("precision:top_k=2:class_id=1").key
+    assert accumulator("mean_iou").key != accumulator("mean_iou:ignore_class=0").key
+    assert accumulator("binary_iou").key != accumulator("binary_iou:threshold=0.3").key
+
+
+@pytest.mark.parametrize(("task", "group"), SHARED, ids=[g[0] for _, g in SHARED])
+def test_one_state_filled_once_finishes_every_spec_of_its_key(task: str, group: list[str]) -> None:
+    y, p, w = (binary_data if task == "binary" else multiclass_data)(20, weighted=True)
+    assert w is not None
+    yt = np.eye(p.shape[1])[y] if task == "one_hot" else y.astype(float)
+    filler = accumulator(group[0])
+    state = filler.new()
+    for idx in np.array_split(np.arange(len(yt)), 3):
+        filler.update(state, Batch(yt[idx], p[idx], w[idx]))
+    for spec in group:
+        expected = lossctl.get(spec)(yt, p, w)
+        got = accumulator(spec).finish(state).value
+        assert got is not None and expected is not None and rel_close(got, expected), (spec, got, expected)
+
+
+def test_width_change_between_chunks_is_a_data_error() -> None:
+    y, p, _ = multiclass_data(21)
+    for spec, message in (
+        ("precision", "cannot combine counts over 4 classes with counts over 3"),
+        ("mean_iou", "cannot combine a confusion matrix over 4 classes with one over 3"),
+    ):
+        bound = lookup(spec).make_state(resolve_params(lookup(spec), {}))
+        bound.update(Batch(y[:10].astype(float), p[:10]))
+        with pytest.raises(DataError, match=message):
+            bound.update(Batch(np.zeros(10), p[10:20, :3]))
+
+
+def test_too_many_labels_is_a_data_error() -> None:
+    bound = lookup("mcc").make_state({})
+    labels = np.arange(MAX_LABELS - 1, dtype=float)
+    bound.update(Batch(labels, labels))
+    with pytest.raises(DataError, match=f"more than {MAX_LABELS} distinct class labels"):
+        bound.update(Batch(labels + 2.0, labels + 2.0))
+
+
+SLOT_SPECS = [
+    ("precision", "multiclass"),
+    ("f1:threshold=0.4:average=micro", "binary"),
+    ("true_positives", "binary"),
+    ("mean_iou", "multiclass"),
+    ("binary_iou", "binary"),
+    ("mcc", "skl"),
+    ("kappa:weights=linear", "skl"),
+    ("kappa:weights=quadratic", "skl"),
+    ("balanced_accuracy:adjusted=true", "skl"),
+]
+
+
+def _slot_data(task: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if task == "skl":
+        # Labels that differ by slot: a slot's kappa weighs positions among its own labels.
+        rng = np.random.default_rng(seed)
+        y = rng.choice([0, 2, 5] if seed % 2 else [0, 1, 2, 3, 4, 5, 9], 120).astype(float)
+        p = np.where(rng.random(120) < 0.6, y, rng.choice([0, 2, 5, 7], 120)).astype(float)
+        return y, p, rng.random(120) * 2.0
+    y, p, w = (multiclass_data if task == "multiclass" else binary_data)(seed, n=120, weighted=True)
+    assert w is not None
+    return y.astype(float), p, w
+
+
+@pytest.mark.parametrize(("spec", "task"), SLOT_SPECS, ids=[s for s, _ in SLOT_SPECS])
+def test_each_slot_equals_a_plain_run_over_its_rows(spec: str, task: str) -> None:
+    acc = accumulator(spec)
+    state = acc.new(slots=3)
+    data = [_slot_data(task, seed) for seed in (30, 31)]
+    for slot, (y, p, w) in enumerate(data):
+        for idx in np.array_split(np.arange(len(y)), 2):
+            acc.update(state, Batch(y[idx], p[idx], w[idx], slot=slot))
+    for slot, (y, p, w) in enumerate(data):
+        got = acc.finish(state, slot)
+        expected = lossctl.get(spec)(y, p, w)
+        assert got.value is not None and expected is not None and rel_close(got.value, expected), (slot, got)
+    assert acc.finish(state, 2) == Value.undefined("no rows")
+
+
+@pytest.mark.parametrize(("spec", "task"), SLOT_SPECS, ids=[s for s, _ in SLOT_SPECS])
+def test_saved_state_loads_merges_and_finishes_the_same(spec: str, task: str) -> None:
+    acc = accumulator(spec)
+    parts = []
+    for seed in (40, 41):
+        y, p, w = _slot_data(task, seed)
+        state = acc.new()
+        acc.update(state, Batch(y, p, w))
+        loaded = State.from_arrays(state.layout(), state.to_arrays())
+        acc.check(loaded)
+        assert acc.finish(loaded) == acc.finish(state)
+        parts.append(loaded)
+    merged = merge(parts[0], parts[1])
+    y, p, w = (np.concatenate(a) for a in zip(*(_slot_data(task, seed) for seed in (40, 41)), strict=True))
+    expected = lossctl.get(spec)(y, p, w)
+    got = acc.finish(merged).value
+    assert got is not None and expected is not None and rel_close(got, expected, 1e-12)
