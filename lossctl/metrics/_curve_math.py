@@ -11,7 +11,7 @@ import numpy as np
 
 from lossctl.batch import F64, Batch
 from lossctl.errors import UsageProblem, ValueProblem
-from lossctl.metrics.confusion import Bool, layout, score_matrix, truth_matrix
+from lossctl.metrics._labels import Bool, layout, score_matrix, truth_matrix
 
 
 def binary_columns(

@@ -29,7 +29,7 @@ from lossctl.metrics._sorting import (
     _sorted,
     _twice_mann_whitney,
 )
-from lossctl.metrics.confusion import check_labels
+from lossctl.metrics._labels import check_labels
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, register
 from lossctl.state import Accumulator, State, Value, state_key

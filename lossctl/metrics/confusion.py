@@ -33,13 +33,12 @@ import numpy as np
 
 from lossctl.batch import F64, Batch
 from lossctl.errors import DataError, UsageProblem
-from lossctl.metrics._labels import (  # check_labels: still imported from here by the curves
+from lossctl.metrics._labels import (
     Bool,
     I64,
     Ints,
     Layout,
     argmax_decision,
-    check_labels as check_labels,
     colsum,
     layout,
     predicted_classes,

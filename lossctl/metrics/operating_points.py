@@ -17,7 +17,7 @@ from typing import Any
 from lossctl.batch import F64, Batch
 from lossctl.metrics._buckets import Buckets
 from lossctl.metrics._curve_math import check_probabilities, divide_no_nan
-from lossctl.metrics.confusion import check_labels
+from lossctl.metrics._labels import check_labels
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, register
 from lossctl.state import Value
