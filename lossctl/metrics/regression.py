@@ -212,29 +212,27 @@ class R2(Accumulator):
         self.key = state_key("r2", R2, {})
 
     def update(self, state: State, batch: Batch) -> None:
-        s = batch.slot
         if batch.y_true.ndim == 1 and batch.weight is None and len(batch):
             # One unweighted column, the benchmarked case: the moments in three reductions.
             n = len(batch)
             mean1 = float(np.add.reduce(batch.y_true)) / n
             dev1 = batch.y_true - mean1
             block = np.array([[float(n)], [mean1], [float(np.vdot(dev1, dev1))]])
-            fold_comoments(state, "comoment", block, s)
             # The residual sum of squares is MSE's sum: summed once per chunk for both.
-            state.declare("ssr", "sum", (1,))[s] += batch.row_total(mean_squared_error, {})
-            state.declare("elements", "sum", (), np.int64)[s] += n
-            self.count(state, batch)
-            return
-        y = batch.y_true if batch.y_true.ndim == 2 else batch.y_true[:, None]
-        sq = batch.sq_diff if batch.sq_diff.ndim == 2 else batch.sq_diff[:, None]
-        if batch.weight is None:
-            ssr = sq.sum(axis=0)
+            ssr: F64 | float = batch.row_total(mean_squared_error, {})
         else:
-            # einsum, not @: a matrix product may wake a multithreaded BLAS.
-            ssr = np.einsum("i,ij->j", batch.weight, sq)
-        fold_comoments(state, "comoment", comoments([y], batch.weight), s)
-        state.declare("ssr", "sum", (y.shape[1],))[s] += ssr
-        state.declare("elements", "sum", (), np.int64)[s] += y.size
+            y = batch.y_true if batch.y_true.ndim == 2 else batch.y_true[:, None]
+            sq = batch.sq_diff if batch.sq_diff.ndim == 2 else batch.sq_diff[:, None]
+            if batch.weight is None:
+                ssr = sq.sum(axis=0)
+            else:
+                # einsum, not @: a matrix product may wake a multithreaded BLAS.
+                ssr = np.einsum("i,ij->j", batch.weight, sq)
+            block = comoments([y], batch.weight)
+        s, columns = batch.slot, block.shape[1]
+        fold_comoments(state, "comoment", block, s)
+        state.declare("ssr", "sum", (columns,))[s] += ssr
+        state.declare("elements", "sum", (), np.int64)[s] += len(batch) * columns
         self.count(state, batch)
 
     def finish(self, state: State, slot: int = 0) -> Value:
