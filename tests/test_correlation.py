@@ -18,8 +18,9 @@ import lossctl
 from lossctl import registry
 from lossctl.batch import Batch
 from lossctl.cli.main import cli
-from lossctl.errors import UsageProblem
+from lossctl.errors import DataError, UsageProblem
 from lossctl.params import parse_spec
+from lossctl.state import State
 
 EPS = 1e-7
 NAMES = ("pearson_correlation", "concordance_correlation")
@@ -186,3 +187,36 @@ def test_explain_fields_state_the_deviation() -> None:
     for name in NAMES:
         entry = registry.lookup(name)
         assert "last axis" in entry.deviations and "per column" in entry.inputs
+
+
+def test_pearson_concordance_and_explained_variance_share_one_comoment_state() -> None:
+    t, p, w = _data((240, 3), seed=11)
+    names = ("pearson_correlation", "concordance_correlation", "explained_variance_score")
+    accumulators = [registry.lookup(n).accumulator(registry.lookup(n).defaults(), "metric") for n in names]
+    assert len({a.key for a in accumulators}) == 1
+    state = accumulators[0].new()
+    # Any of them folds a chunk the same way; each finishes its own value.
+    for i, (a, b) in enumerate(itertools.pairwise([0, 70, 150, 240])):
+        accumulators[i].update(state, Batch(t[a:b], p[a:b], w[a:b]))
+    assert state.layout() == {"rows": "sum", "comoment": "comoment"}
+    assert state.get("comoment").shape == (1, 10, 3)
+    for name, acc in zip(names, accumulators, strict=True):
+        alone = lossctl.get(name)(t, p, sample_weight=w)
+        assert acc.finish(state).value == pytest.approx(alone, rel=1e-12), name
+    loaded = State.from_arrays(state.layout(), state.to_arrays())
+    accumulators[0].check(loaded)
+    assert [a.finish(loaded).value for a in accumulators] == [a.finish(state).value for a in accumulators]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_another_number_of_columns_cannot_be_combined(name: str) -> None:
+    t, p, _ = _data((20, 3))
+    entry = registry.lookup(name)
+    state = entry.make_state(entry.defaults())
+    state.update(Batch(t, p))
+    with pytest.raises(DataError, match="cannot combine"):
+        state.update(Batch(t[:, :2], p[:, :2]))
+    other = entry.make_state(entry.defaults())
+    other.update(Batch(t[:, :2], p[:, :2]))
+    with pytest.raises(DataError, match="cannot combine"):
+        state.merge(other)

@@ -24,10 +24,12 @@ from click.testing import CliRunner
 from sklearn import metrics as skm
 
 import lossctl
+from lossctl.batch import Batch
 from lossctl.cli.main import cli
 from lossctl.errors import DataError, ValueProblem
 from lossctl.params import parse_spec
 from lossctl.registry import lookup
+from lossctl.state import State
 
 EPS = 1e-7
 N = 120
@@ -396,6 +398,25 @@ def test_dice_and_tversky_over_the_whole_table(weighted: bool, shape: str) -> No
 def test_tversky_half_half_is_dice_up_to_eps() -> None:
     t, p = make("multilabel", seed=32)
     assert lossctl.get("tversky")(t, p) == pytest.approx(lossctl.get("dice")(t, p), rel=1e-8)
+
+
+def test_dice_and_every_tversky_share_one_state_of_three_sums() -> None:
+    t, p = make("multilabel", seed=33)
+    w = weights(len(t))
+    dice = lookup("dice").accumulator({"reduction": "mean"}, "loss")
+    tversky = lookup("tversky").accumulator({"alpha": 0.3, "beta": 0.7, "reduction": "sum"}, "loss")
+    assert dice.key == tversky.key
+    state = dice.new()
+    dice.update(state, Batch(t[:50], p[:50], w[:50]))
+    tversky.update(state, Batch(t[50:], p[50:], w[50:]))
+    assert state.layout() == {"rows": "sum", "intersection": "sum", "true_sum": "sum", "pred_sum": "sum"}
+    assert dice.finish(state).value == pytest.approx(lossctl.get("dice")(t, p, sample_weight=w), rel=1e-12)
+    expected = lossctl.get("tversky:alpha=0.3:beta=0.7")(t, p, sample_weight=w)
+    assert tversky.finish(state).value == pytest.approx(expected, rel=1e-12)
+    # Saved and loaded, the state gives the same values.
+    loaded = State.from_arrays(state.layout(), state.to_arrays())
+    tversky.check(loaded)
+    assert tversky.finish(loaded).value == tversky.finish(state).value
 
 
 def test_kl_divergence_legacy_and_alias_names() -> None:

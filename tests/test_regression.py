@@ -14,7 +14,11 @@ from click.testing import CliRunner
 from sklearn import metrics as skm
 
 import lossctl
+from lossctl import registry
+from lossctl.batch import Batch
 from lossctl.cli.main import cli
+from lossctl.errors import DataError
+from lossctl.state import State, merge
 
 EPS = 1e-7
 RNG = np.random.default_rng(2026)
@@ -192,3 +196,49 @@ def test_keras_reference_vectors_for_regression(reference_vectors: list[dict[str
         fn = lossctl.get(case["spec"])
         got = fn(case["y_true"], case["y_pred"], sample_weight=case["sample_weight"])
         assert got == pytest.approx(case["expected"], rel=1e-6, abs=1e-12), case["id"]
+
+
+def _r2(**params: Any) -> Any:
+    entry = registry.lookup("r2_score")
+    return entry.accumulator(registry.resolve_params(entry, params), "metric")
+
+
+def test_r2_state_is_comoments_and_sums_shared_by_its_aggregations() -> None:
+    t, p, w = _data((200, 3))
+    plain, weighted_avg, adjusted = _r2(), _r2(class_aggregation="variance_weighted_average"), _r2(num_regressors=3)
+    assert plain.key == weighted_avg.key == adjusted.key
+    state = plain.new()
+    plain.update(state, Batch(t[:80], p[:80], w[:80]))
+    plain.update(state, Batch(t[80:], p[80:], w[80:]))
+    assert state.layout() == {"rows": "sum", "comoment": "comoment", "ssr": "sum", "elements": "sum"}
+    assert state.get("comoment").shape == (1, 3, 3) and int(state.get("elements")[0]) == 600
+    assert plain.finish(state).value == pytest.approx(skm.r2_score(t, p, sample_weight=w), rel=1e-10)
+    expected = skm.r2_score(t, p, sample_weight=w, multioutput="variance_weighted")
+    assert weighted_avg.finish(state).value == pytest.approx(expected, rel=1e-10)
+    loaded = State.from_arrays(state.layout(), state.to_arrays())
+    plain.check(loaded)
+    assert adjusted.finish(loaded).value == adjusted.finish(state).value
+
+
+def test_r2_fast_path_for_one_unweighted_column_agrees_with_the_general_one() -> None:
+    # Unweighted (N,) chunks take the fast path; (N, 1) chunks with unit weights the general one.
+    t, p, _ = _data((300,))
+    acc = _r2()
+    fast, general = acc.new(), acc.new()
+    for a, b in [(0, 120), (120, 300)]:
+        acc.update(fast, Batch(t[a:b], p[a:b]))
+        acc.update(general, Batch(t[a:b, None], p[a:b, None], np.ones(b - a)))
+    np.testing.assert_allclose(fast.get("comoment"), general.get("comoment"), rtol=1e-12)
+    np.testing.assert_allclose(fast.get("ssr"), general.get("ssr"), rtol=1e-12)
+    assert acc.finish(fast).value == pytest.approx(acc.finish(general).value, rel=1e-12)
+    # The two paths fill arrays of one shape, so their states merge.
+    assert merge(fast, general).get("comoment").shape == (1, 3, 1)
+
+
+def test_r2_another_number_of_columns_cannot_be_combined() -> None:
+    t, p, _ = _data((30, 3))
+    entry = registry.lookup("r2")
+    state = entry.make_state(entry.defaults())
+    state.update(Batch(t, p))
+    with pytest.raises(DataError, match="cannot combine"):
+        state.update(Batch(t[:, :2], p[:, :2]))

@@ -20,8 +20,9 @@ import lossctl
 from lossctl import registry
 from lossctl.batch import Batch
 from lossctl.cli.main import cli
-from lossctl.errors import UsageProblem, ValueProblem
+from lossctl.errors import DataError, UsageProblem, ValueProblem
 from lossctl.params import parse_spec
+from lossctl.state import State, merge
 
 NAMES = (
     "log_loss",
@@ -618,3 +619,81 @@ def test_hand_checked_example(name: str) -> None:
 
 def test_median_states_its_memory_cost() -> None:
     assert "8 bytes a row" in registry.lookup("median_absolute_error").memory
+
+
+# --- declared-array states --------------------------------------------------------------
+
+
+def _accumulator(spec: str) -> Any:
+    resolved = registry.resolve(parse_spec(spec), "metric")
+    return resolved.entry.accumulator(resolved.params, "metric")
+
+
+@WEIGHTED
+def test_median_keeps_8_bytes_a_row_and_a_weight_only_with_weights(weighted: bool) -> None:
+    t, p, w = _regression((300,))
+    wu = _w(weighted, w)
+    acc = _accumulator("median_absolute_error")
+    state = acc.new()
+    for a, b in [(0, 100), (100, 300)]:
+        acc.update(state, Batch(t[a:b], p[a:b], None if wu is None else wu[a:b]))
+    kept = state.to_arrays()
+    assert kept["abs_error"].nbytes == 8 * 300
+    assert ("weight" in kept) == weighted and (not weighted or kept["weight"].nbytes == 8 * 300)
+    expected = skm.median_absolute_error(t, p, sample_weight=wu)
+    assert acc.finish(state).value == pytest.approx(expected, rel=1e-12)
+    # Finishing may join the chunks into one array; the value stays, and so does a saved copy's.
+    assert len(state.chunks("abs_error", 0)) == 1
+    assert acc.finish(state).value == pytest.approx(expected, rel=1e-12)
+    loaded = State.from_arrays(state.layout(), state.to_arrays())
+    acc.check(loaded)
+    assert acc.finish(loaded).value == acc.finish(state).value
+
+
+def test_median_rows_with_and_without_weights_cannot_be_combined() -> None:
+    t, p, w = _regression((40,))
+    acc = _accumulator("median_absolute_error")
+    plain, weighted = acc.new(), acc.new()
+    acc.update(plain, Batch(t[:20], p[:20]))
+    acc.update(weighted, Batch(t[20:], p[20:], w[20:]))
+    with pytest.raises(DataError, match="weights"):
+        acc.finish(merge(plain, weighted))
+
+
+def test_max_error_is_a_max_array() -> None:
+    t, p, w = _regression((300,))
+    acc = _accumulator("max_error")
+    parts = [acc.new(), acc.new(), acc.new()]
+    for state, (a, b) in zip(parts, [(0, 90), (90, 200), (200, 300)], strict=True):
+        acc.update(state, Batch(t[a:b], p[a:b], w[a:b]))
+    merged = merge(merge(parts[2], parts[0]), parts[1])
+    assert merged.layout() == {"rows": "sum", "max": "max"}
+    keep = w > 0
+    assert acc.finish(merged).value == skm.max_error(t[keep], p[keep])
+    zero = acc.new()
+    acc.update(zero, Batch(t, p, np.zeros(300)))
+    assert acc.finish(zero).value is None and acc.finish(merge(zero, merged)).value == acc.finish(merged).value
+
+
+def test_ece_bins_are_in_the_key_and_sums_per_bin_in_the_state() -> None:
+    y, p, w = _multiclass(200, seed=6)
+    default, four = _accumulator("ece"), _accumulator("ece:n_bins=4")
+    assert default.key != four.key and "n_bins=4" in four.key
+    state = four.new()
+    four.update(state, Batch(y, p, w))
+    assert {n: state.get(n).shape for n in ("weight", "confidence", "correct")} == dict.fromkeys(
+        ("weight", "confidence", "correct"), (1, 4)
+    )
+    assert four.finish(state).value == pytest.approx(ece_oracle(y, p, w, 4), rel=1e-12)
+    loaded = State.from_arrays(state.layout(), state.to_arrays())
+    four.check(loaded)
+    assert four.finish(loaded).value == four.finish(state).value
+
+
+def test_median_another_number_of_columns_cannot_be_combined() -> None:
+    t, p, _ = _regression((30, 3))
+    state = _state("median_absolute_error")
+    state.update(Batch(t, p))
+    state.update(Batch(t[:, :2], p[:, :2]))
+    with pytest.raises(DataError, match="cannot combine"):
+        state.result()

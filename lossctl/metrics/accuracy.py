@@ -20,7 +20,7 @@ import numpy as np
 
 from lossctl.batch import F64, Batch, as_rows, row_mean
 from lossctl.errors import ValueProblem
-from lossctl.metrics.probabilistic import check_class_labels
+from lossctl.metrics._probabilities import check_class_labels
 from lossctl.params import Param
 from lossctl.registry import (
     Example,

@@ -1,179 +1,152 @@
-"""Pearson and concordance correlation (Keras's PearsonCorrelation / ConcordanceCorrelation).
+"""Pearson and concordance correlation (Keras's PearsonCorrelation / ConcordanceCorrelation), explained variance.
 
-Keras computes both across the last axis of each row and averages the
-per-row values; for a one-value-per-row input of shape ``(N,)`` that is one
-correlation along the rows. lossctl takes them over the rows, per output
-column, then averages the columns (SPEC section 4): identical to Keras for
-one column, different from it for several (see ``deviations``).
+Keras computes both correlations across the last axis of each row and
+averages the per-row values; for a one-value-per-row input of shape ``(N,)``
+that is one correlation along the rows. lossctl takes them over the rows,
+per output column, then averages the columns (SPEC section 4): identical to
+Keras for one column, different from it for several (see ``deviations``).
 
-The state keeps weighted co-moments per column, combined with the pairwise
-(Chan et al.) update, so a correlation over many chunks or files is what one
-pass gives, without the cancellation of ``sum(x*y) - n*mean(x)*mean(y)``.
+All three entries read one state: per column, the weighted co-moments of
+``y_true``, ``y_pred`` and the residual ``y_true - y_pred``, combined with
+the pairwise (Chan et al.) update (:func:`lossctl.state.fold_comoments`), so
+a value over many chunks or files is what one pass gives, without the
+cancellation of ``sum(x*y) - n*mean(x)*mean(y)``. Requested together, they
+fill it once.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
-from lossctl.batch import F64, Batch
+from lossctl.batch import EPSILON, F64, Batch
+from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, register
-from lossctl.state import Value
-
-EPSILON = 1e-7
+from lossctl.state import Accumulator, State, Value, comoments, fold_comoments, state_key
 
 _SAME = "y_true and y_pred of the same shape: (N,) or (N, D); real values"
+
+# Rows of the co-moment block of (y_true, y_pred, residual): the weight sum,
+# the three means, then the co-moments (0,0), (0,1), (0,2), (1,1), (1,2), (2,2).
+_W, _MEAN_T, _MEAN_P = 0, 1, 2
+_M2_T, _C_TP, _M2_P, _M2_R = 4, 5, 7, 9
 
 
 def _as_columns(a: F64) -> F64:
     return a if a.ndim == 2 else a[:, None]
 
 
-class CoMoments:
-    """Per-column weighted co-moments of two arrays ``a`` and ``b``.
+class CoMoments(Accumulator):
+    """Per-column weighted co-moments of ``y_true``, ``y_pred`` and ``y_true - y_pred``.
 
-    Holds, for each column: the weight sum ``w``, the means of ``a`` and
-    ``b``, ``m2_a = sum(w * (a - mean_a) ** 2)``, the same for ``b``, and the
-    co-moment ``c_ab = sum(w * (a - mean_a) * (b - mean_b))``. Never a
-    running ratio: chunks fold in with the pairwise update, so ``update`` is
-    order-independent and ``merge`` is exact up to float rounding. Memory is
-    six floats per column.
-
-    Subclasses define ``pair(batch) -> (a, b)`` and ``result``.
+    Array ``comoment`` (merge kind ``comoment``, ``(slots, 10, D)`` for D
+    output columns): the weight sum, the three means and the six co-moments
+    ``sum(w * (a - mean_a) * (b - mean_b))``. Never a running ratio, so
+    ``update`` is order-independent and merging is exact up to float
+    rounding. A chunk of another width is a data error ("cannot combine").
+    Subclasses only finish differently: every one has the same key.
     """
 
-    __slots__ = ("c_ab", "m2_a", "m2_b", "mean_a", "mean_b", "params", "rows", "w")
+    fields = {"comoment": "comoment"}
 
     def __init__(self, params: Mapping[str, Any]) -> None:
-        self.params = dict(params)
-        self.w: F64 | None = None
-        self.mean_a: F64 | None = None
-        self.mean_b: F64 | None = None
-        self.m2_a: F64 | None = None
-        self.m2_b: F64 | None = None
-        self.c_ab: F64 | None = None
-        self.rows = 0
+        # Pearson and concordance take no parameters; explained variance's only change the finish.
+        self.key = state_key("comoment", CoMoments, {})
 
-    def pair(self, batch: Batch) -> tuple[F64, F64]:
-        """The two arrays whose co-moments are kept, each ``(N,)`` or ``(N, D)``: y_true and y_pred."""
-        return batch.y_true, batch.y_pred
+    def update(self, state: State, batch: Batch) -> None:
+        variables = [_as_columns(batch.y_true), _as_columns(batch.y_pred), _as_columns(-batch.diff)]
+        # A chunk of zero weight only counts rows; its (zero) moments fold in harmlessly.
+        fold_comoments(state, "comoment", comoments(variables, batch.weight), batch.slot)
+        self.count(state, batch)
 
-    def update(self, batch: Batch) -> None:
-        a, b = self.pair(batch)
-        a, b = _as_columns(a), _as_columns(b)
-        cols = a.shape[1]
-        if batch.weight is None:
-            total = float(len(a))
-            mean_a = a.mean(axis=0) if len(a) else np.zeros(cols)
-            mean_b = b.mean(axis=0) if len(b) else np.zeros(cols)
-            da, db = a - mean_a, b - mean_b
-            m2_a = np.einsum("ij,ij->j", da, da)
-            m2_b = np.einsum("ij,ij->j", db, db)
-            c_ab = np.einsum("ij,ij->j", da, db)
-        else:
-            wt = batch.weight
-            total = float(wt.sum())
-            # A chunk of zero weight only counts rows; its (zero) moments fold in harmlessly.
-            mean_a = (wt @ a) / total if total > 0 else np.zeros(cols)
-            mean_b = (wt @ b) / total if total > 0 else np.zeros(cols)
-            da, db = a - mean_a, b - mean_b
-            m2_a = wt @ (da * da)
-            m2_b = wt @ (db * db)
-            c_ab = wt @ (da * db)
-        self._fold(np.full(cols, total), mean_a, mean_b, m2_a, m2_b, c_ab, len(a))
-
-    def _fold(self, w: F64, mean_a: F64, mean_b: F64, m2_a: F64, m2_b: F64, c_ab: F64, rows: int) -> None:
-        if self.w is None:
-            self.w, self.mean_a, self.mean_b = w.copy(), mean_a.copy(), mean_b.copy()
-            self.m2_a, self.m2_b, self.c_ab = m2_a.copy(), m2_b.copy(), c_ab.copy()
-        else:
-            assert self.mean_a is not None and self.mean_b is not None
-            assert self.m2_a is not None and self.m2_b is not None and self.c_ab is not None
-            if w.shape != self.w.shape:
-                raise ValueError(f"cannot merge co-moments of {self.w.size} and {w.size} columns")
-            total = self.w + w
-            safe = np.where(total > 0, total, 1.0)
-            da = mean_a - self.mean_a
-            db = mean_b - self.mean_b
-            cross = self.w * w / safe
-            self.mean_a = self.mean_a + da * w / safe
-            self.mean_b = self.mean_b + db * w / safe
-            self.m2_a = self.m2_a + m2_a + da * da * cross
-            self.m2_b = self.m2_b + m2_b + db * db * cross
-            self.c_ab = self.c_ab + c_ab + da * db * cross
-            self.w = total
-        self.rows += rows
-
-    def merge(self, other: Self) -> Self:
-        out = type(self)(self.params)
-        for part in (self, other):
-            if part.w is not None:
-                assert part.mean_a is not None and part.mean_b is not None
-                assert part.m2_a is not None and part.m2_b is not None and part.c_ab is not None
-                out._fold(part.w, part.mean_a, part.mean_b, part.m2_a, part.m2_b, part.c_ab, part.rows)
-            else:
-                out.rows += part.rows
-        return out
-
-    def _empty(self) -> Value | None:
-        """The undefined result for no rows or no weight, else ``None``."""
-        if self.rows == 0 or self.w is None:
+    def undefined(self, state: State, slot: int) -> Value | None:
+        """The undefined value for no rows or no weight in ``slot``, else ``None``."""
+        array = state.get("comoment")
+        if state.rows(slot) == 0 or array is None:
             return Value.undefined("no rows")
-        if not np.all(self.w > 0):
+        if not np.all(array[slot, _W] > 0):
             return Value.undefined("sum of weights is zero")
         return None
 
 
-class PearsonState(CoMoments):
+class Pearson(CoMoments):
     """Pearson correlation of ``y_true`` and ``y_pred`` over rows, per column, averaged.
 
     Formula (Keras's, with its eps on each standard deviation):
     ``cov(t, p) / ((std(t) + eps) * (std(p) + eps))``, population moments.
     """
 
-    __slots__ = ()
-
-    def result(self) -> Value:
-        empty = self._empty()
+    def finish(self, state: State, slot: int = 0) -> Value:
+        empty = self.undefined(state, slot)
         if empty is not None:
             return empty
-        assert self.w is not None and self.m2_a is not None and self.m2_b is not None and self.c_ab is not None
-        if np.any(self.m2_a == 0):
+        block = state.data["comoment"][slot]
+        w, m2_t, m2_p, c_tp = block[_W], block[_M2_T], block[_M2_P], block[_C_TP]
+        if np.any(m2_t == 0):
             return Value.undefined("y_true is constant, so the correlation is undefined (Keras reports 0)")
-        if np.any(self.m2_b == 0):
+        if np.any(m2_p == 0):
             return Value.undefined("y_pred is constant, so the correlation is undefined (Keras reports 0)")
-        std_t = np.sqrt(self.m2_a / self.w)
-        std_p = np.sqrt(self.m2_b / self.w)
-        per_column = (self.c_ab / self.w) / ((std_t + EPSILON) * (std_p + EPSILON))
+        std_t = np.sqrt(m2_t / w)
+        std_p = np.sqrt(m2_p / w)
+        per_column = (c_tp / w) / ((std_t + EPSILON) * (std_p + EPSILON))
         return Value.of(float(np.mean(per_column)))
 
 
-class ConcordanceState(CoMoments):
+class Concordance(CoMoments):
     """Lin's concordance correlation of ``y_true`` and ``y_pred`` over rows, per column, averaged.
 
     Formula (Keras's): ``2 * cov(t, p) / (var(t) + var(p) + (mean(t) - mean(p)) ** 2 + eps)``,
     population moments.
     """
 
-    __slots__ = ()
-
-    def result(self) -> Value:
-        empty = self._empty()
+    def finish(self, state: State, slot: int = 0) -> Value:
+        empty = self.undefined(state, slot)
         if empty is not None:
             return empty
-        assert self.w is not None and self.mean_a is not None and self.mean_b is not None
-        assert self.m2_a is not None and self.m2_b is not None and self.c_ab is not None
-        gap = self.mean_a - self.mean_b
-        norm = self.m2_a / self.w + self.m2_b / self.w + gap * gap
+        block = state.data["comoment"][slot]
+        w = block[_W]
+        gap = block[_MEAN_T] - block[_MEAN_P]
+        norm = block[_M2_T] / w + block[_M2_P] / w + gap * gap
         if np.any(norm == 0):
             return Value.undefined(
                 "y_true and y_pred are the same constant, so the concordance is 0/0 (Keras reports 0)"
             )
-        per_column = 2.0 * (self.c_ab / self.w) / (norm + EPSILON)
+        per_column = 2.0 * (block[_C_TP] / w) / (norm + EPSILON)
         return Value.of(float(np.mean(per_column)))
+
+
+class ExplainedVariance(CoMoments):
+    """Weighted variances of ``y_true`` and of the residual ``y_true - y_pred``, per column.
+
+    Formula: ``1 - var(y_true - y_pred) / var(y_true)`` per column, then the
+    uniform or variance-weighted average (scikit-learn's ``multioutput``,
+    read only when finishing, so it is not part of the key).
+    """
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        super().__init__(params)
+        self.multioutput: str = params["multioutput"]
+
+    def finish(self, state: State, slot: int = 0) -> Value:
+        empty = self.undefined(state, slot)
+        if empty is not None:
+            return empty
+        block = state.data["comoment"][slot]
+        # The weight sum divides both variances, so the co-moments' ratio is the variances' ratio.
+        den, num = block[_M2_T], block[_M2_R]
+        undefined = "y_true is constant, so explained variance is undefined (scikit-learn reports 1 or 0)"
+        if self.multioutput == "variance_weighted":
+            used = den > 0
+            if not used.any():
+                return Value.undefined(undefined)
+            scores = 1.0 - num[used] / den[used]
+            return Value.of(float(np.sum(den[used] * scores) / np.sum(den[used])))
+        if np.any(den == 0):
+            return Value.undefined(undefined)
+        return Value.of(float(np.mean(1.0 - num / den)))
 
 
 _DEVIATION = (
@@ -200,7 +173,7 @@ register(
         inputs=_SAME + "; taken over the rows per column (Keras: across the last axis of each row)",
         keras="keras.metrics.PearsonCorrelation",
         sklearn=None,
-        state=PearsonState,
+        state=Pearson,
         deviations=_DEVIATION,
         # cov = 4/3, std(t) = sqrt(2/3), std(p) = 2 * sqrt(2/3).
         example=Example(
@@ -226,9 +199,43 @@ register(
         inputs=_SAME + "; taken over the rows per column (Keras: across the last axis of each row)",
         keras="keras.metrics.ConcordanceCorrelation",
         sklearn=None,
-        state=ConcordanceState,
+        state=Concordance,
         deviations=_DEVIATION,
         # cov = var(t) = var(p) = 2/3, mean gap 1.
         example=Example([1.0, 2.0, 3.0], [2.0, 3.0, 4.0], (4.0 / 3.0) / (7.0 / 3.0 + EPSILON)),
+    )
+)
+
+register(
+    MetricDef(
+        name="explained_variance_score",
+        aliases=("explained_variance",),
+        kind="metric",
+        task="regression",
+        direction="max",
+        formula=(
+            "1 - var_w(y_true - y_pred) / var_w(y_true) per output column (weighted population variances), "
+            "then averaged over columns"
+        ),
+        summary="Fraction of the variance of y_true explained, ignoring a constant bias.",
+        inputs=_SAME,
+        params=(
+            Param(
+                "multioutput",
+                "uniform_average",
+                str,
+                "how per-column scores are combined",
+                choices=("uniform_average", "variance_weighted"),
+            ),
+        ),
+        keras=None,
+        sklearn="sklearn.metrics.explained_variance_score",
+        state=ExplainedVariance,
+        deviations=(
+            "A constant y_true gives null (undefined) where scikit-learn's force_finite reports 1.0 "
+            "(perfect predictions) or 0.0."
+        ),
+        # Residuals [0, 0, -1] have variance 2/9; y_true has 2/3.
+        example=Example([1.0, 2.0, 3.0], [1.0, 2.0, 4.0], 2.0 / 3.0),
     )
 )

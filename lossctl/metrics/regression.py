@@ -13,12 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from lossctl.batch import F64, Batch, row_mean
+from lossctl.batch import EPSILON, F64, Batch, row_mean
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, kernel, register
-from lossctl.state import Mean, Transformed, Value
+from lossctl.state import Accumulator, Mean, State, Transformed, Value, comoments, fold_comoments, state_key
 
-EPSILON = 1e-7
 LOG2 = math.log(2.0)
 
 _SAME = "y_true and y_pred of the same shape: (N,) or (N, D); real values"
@@ -192,97 +191,67 @@ register(
 )
 
 
-class R2State:
-    """Per-output weighted co-moments of ``y_true`` and the residual sum of squares.
+class R2(Accumulator):
+    """R² from per-output weighted co-moments of ``y_true`` and the residual sum of squares.
 
-    Chunks are combined with the pairwise (Chan et al.) update, so the total
-    sum of squares does not suffer the cancellation of ``sum(y**2) - n*mean**2``.
+    Arrays: ``comoment`` (merge kind ``comoment``, ``(slots, 3, D)``: the
+    weight sum, mean and centred sum of squares of each output column of
+    ``y_true``, combined with the pairwise (Chan et al.) update, so the total
+    sum of squares does not suffer the cancellation of ``sum(y**2) -
+    n*mean**2``); ``ssr`` (``sum``, ``(slots, D)``: the weighted residual sum
+    of squares) and ``elements`` (``sum``: values of ``y_true`` seen, for the
+    adjusted R²). ``class_aggregation`` and ``num_regressors`` only change
+    the finish, so they are not part of the key.
     """
 
-    __slots__ = ("class_aggregation", "num_regressors", "w", "mean", "m2", "ssr", "elements", "rows")
+    fields = {"comoment": "comoment", "ssr": "sum", "elements": "sum"}
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.class_aggregation: str = params["class_aggregation"]
         self.num_regressors: int = int(params["num_regressors"])
-        self.w: F64 | None = None
-        self.mean: F64 | None = None
-        self.m2: F64 | None = None
-        self.ssr: F64 | None = None
-        self.elements = 0
-        self.rows = 0
+        self.key = state_key("r2", R2, {})
 
-    def update(self, batch: Batch) -> None:
-        if batch.y_true.ndim == 1 and batch.weight is None:
+    def update(self, state: State, batch: Batch) -> None:
+        if batch.y_true.ndim == 1 and batch.weight is None and len(batch):
+            # One unweighted column, the benchmarked case: the moments in three reductions.
             n = len(batch)
             mean1 = float(np.add.reduce(batch.y_true)) / n
             dev1 = batch.y_true - mean1
-            self._fold(
-                np.array([float(n)]),
-                np.array([mean1]),
-                np.array([float(np.vdot(dev1, dev1))]),
-                # The residual sum of squares is MSE's sum: summed once per chunk for both.
-                np.array([batch.row_total(mean_squared_error, {})]),
-                n,
-                n,
-            )
-            return
-        y = batch.y_true if batch.y_true.ndim == 2 else batch.y_true[:, None]
-        sq = batch.sq_diff if batch.sq_diff.ndim == 2 else batch.sq_diff[:, None]
-        if batch.weight is None:
-            w = np.full(y.shape[1], float(len(y)))
-            mean = y.mean(axis=0) if len(y) else np.zeros(y.shape[1])
-            dev = y - mean
-            m2 = np.einsum("ij,ij->j", dev, dev)
-            ssr = sq.sum(axis=0)
+            block = np.array([[float(n)], [mean1], [float(np.vdot(dev1, dev1))]])
+            # The residual sum of squares is MSE's sum: summed once per chunk for both.
+            ssr: F64 | float = batch.row_total(mean_squared_error, {})
         else:
-            wt = batch.weight
-            total = float(wt.sum())
-            w = np.full(y.shape[1], total)
-            # einsum, not @: a matrix product may wake a multithreaded BLAS.
-            mean = np.einsum("i,ij->j", wt, y) / total if total > 0 else np.zeros(y.shape[1])
-            dev = y - mean
-            m2 = np.einsum("i,ij->j", wt, dev * dev)
-            ssr = np.einsum("i,ij->j", wt, sq)
-        self._fold(w, mean, m2, ssr, y.size, len(y))
+            y = batch.y_true if batch.y_true.ndim == 2 else batch.y_true[:, None]
+            sq = batch.sq_diff if batch.sq_diff.ndim == 2 else batch.sq_diff[:, None]
+            if batch.weight is None:
+                ssr = sq.sum(axis=0)
+            else:
+                # einsum, not @: a matrix product may wake a multithreaded BLAS.
+                ssr = np.einsum("i,ij->j", batch.weight, sq)
+            block = comoments([y], batch.weight)
+        s, columns = batch.slot, block.shape[1]
+        fold_comoments(state, "comoment", block, s)
+        state.declare("ssr", "sum", (columns,))[s] += ssr
+        state.declare("elements", "sum", (), np.int64)[s] += len(batch) * columns
+        self.count(state, batch)
 
-    def _fold(self, w: F64, mean: F64, m2: F64, ssr: F64, elements: int, rows: int) -> None:
-        if self.w is None:
-            self.w, self.mean, self.m2, self.ssr = w.copy(), mean.copy(), m2.copy(), ssr.copy()
-        else:
-            assert self.mean is not None and self.m2 is not None and self.ssr is not None
-            total = self.w + w
-            safe = np.where(total > 0, total, 1.0)
-            delta = mean - self.mean
-            self.mean = self.mean + delta * w / safe
-            self.m2 = self.m2 + m2 + delta * delta * self.w * w / safe
-            self.ssr = self.ssr + ssr
-            self.w = total
-        self.elements += elements
-        self.rows += rows
-
-    def merge(self, other: R2State) -> R2State:
-        out = R2State({"class_aggregation": self.class_aggregation, "num_regressors": self.num_regressors})
-        for part in (self, other):
-            if part.w is not None:
-                assert part.mean is not None and part.m2 is not None and part.ssr is not None
-                out._fold(part.w, part.mean, part.m2, part.ssr, part.elements, part.rows)
-        return out
-
-    def result(self) -> Value:
-        if self.rows == 0 or self.w is None:
+    def finish(self, state: State, slot: int = 0) -> Value:
+        moments = state.get("comoment")
+        if state.rows(slot) == 0 or moments is None:
             return Value.undefined("no rows")
-        assert self.m2 is not None and self.ssr is not None
-        if not np.all(self.w > 0):
+        w, m2 = moments[slot, 0], moments[slot, 2]
+        ssr = state.data["ssr"][slot]
+        if not np.all(w > 0):
             return Value.undefined("sum of weights is zero")
-        if np.any(self.m2 == 0):
+        if np.any(m2 == 0):
             return Value.undefined("y_true is constant, so R² is undefined (Keras reports 0)")
-        raw = 1.0 - self.ssr / self.m2
+        raw = 1.0 - ssr / m2
         if self.class_aggregation == "variance_weighted_average":
-            score = float(np.sum(self.m2 * raw) / np.sum(self.m2))
+            score = float(np.sum(m2 * raw) / np.sum(m2))
         else:
             score = float(np.mean(raw))
         if self.num_regressors:
-            n, p = float(self.elements), float(self.num_regressors)
+            n, p = float(state.data["elements"][slot]), float(self.num_regressors)
             if p >= n - 1:
                 return Value.undefined(
                     f"num_regressors={self.num_regressors} needs more than {self.num_regressors + 1} samples"
@@ -313,7 +282,7 @@ register(
         ),
         keras="keras.metrics.R2Score",
         sklearn="sklearn.metrics.r2_score",
-        state=R2State,
+        state=R2,
         deviations="A constant y_true gives null (undefined) where Keras reports 0.",
         example=Example([1.0, 2.0, 3.0], [1.0, 2.0, 4.0], 0.5),
     )
