@@ -14,7 +14,7 @@ from lossctl.batch import F64, Batch
 from lossctl.errors import DataError, UsageProblem
 from lossctl.params import parse_spec
 from lossctl.registry import lookup, parse_params, resolve_params
-from lossctl.request import DEFAULT_CHUNK_ROWS, Request
+from lossctl.request import Request
 from lossctl.results import Evaluation
 
 if TYPE_CHECKING:

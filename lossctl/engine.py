@@ -25,8 +25,8 @@ from lossctl.errors import DataError, UsageProblem, ValueProblem
 from lossctl.finish import finish, signature
 from lossctl.io import open_one, open_table
 from lossctl.partial import Partial, merge
-from lossctl.plan import Plan, decide, requested
 from lossctl.perrow import RowsHook
+from lossctl.plan import Plan, decide, requested
 from lossctl.request import NAN_POLICIES, Request
 from lossctl.results import Evaluation
 

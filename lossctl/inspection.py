@@ -16,15 +16,15 @@ from typing import Any
 import numpy as np
 
 from lossctl._version import __version__
-from lossctl.columns import Selection, select
 
 # The engine's own stream (aligned role arrays, chunk by chunk) and default
 # choice, so that what is shown here is what eval would read and compute.
 from lossctl.chunks import aligned_chunks
-from lossctl.plan import default_specs
-from lossctl.request import Request
+from lossctl.columns import Selection, select
 from lossctl.errors import DataError, LossctlError, UsageProblem
 from lossctl.io import Table, detect_format, open_one, open_table
+from lossctl.plan import default_specs
+from lossctl.request import Request
 from lossctl.task import infer_task
 
 

@@ -9,8 +9,8 @@ merged in the order given; the result does not depend on that order (1e-9).
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 
 from lossctl.checks import bind_checks, parse_checks
 from lossctl.errors import DataError, UsageProblem

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from lossctl.errors import UsageProblem
 from lossctl.params import Param, RawSpec, did_you_mean, normalize_name, split_specs
-from lossctl.state import REDUCTIONS, Accumulator, Bound, Mean, State, Transformed
+from lossctl.state import REDUCTIONS, Accumulator, Bound, Mean, Transformed
 
 Kernel = Callable[..., Any]
 
@@ -133,8 +133,6 @@ class MetricDef:
         """The behaviour for these resolved parameters, requested as ``kind``."""
         if self.state is not None:
             acc = self.state(params)
-            if not isinstance(acc, Accumulator):
-                acc = _Legacy(self.state, params)
         else:
             assert self.kernel is not None, f"{self.name} has neither kernel nor state"
             kernel_params = {k: v for k, v in params.items() if k != "reduction"}
@@ -152,27 +150,6 @@ class MetricDef:
         if self.metric_negates and kind == "metric":
             return "max" if self.direction == "min" else "min"
         return self.direction
-
-
-class _Legacy(Accumulator):
-    """Transitional: an old-style state object (update/merge/result) held in one slot."""
-
-    def __init__(self, factory: Callable[[Mapping[str, Any]], Any], params: Mapping[str, Any]) -> None:
-        self.factory, self.params = factory, params
-        self.key = f"legacy:{id(self)}"
-
-    def new(self, slots: int = 1) -> State:
-        state = State(slots)
-        state.kinds["legacy"] = "legacy"
-        state.data["legacy"] = [self.factory(self.params) for _ in range(slots)]
-        return state
-
-    def update(self, state: State, batch: Any) -> None:
-        state.data["legacy"][batch.slot].update(batch)
-        self.count(state, batch)
-
-    def finish(self, state: State, slot: int = 0) -> Any:
-        return state.data["legacy"][slot].result()
 
 
 _ENTRIES: dict[str, MetricDef] = {}

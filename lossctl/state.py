@@ -279,9 +279,6 @@ def merge(a: State, b: State) -> State:
         if kind == "concat":
             out.data[name] = [sx + sy for sx, sy in zip(x, y, strict=True)]
             continue
-        if kind == "legacy":  # transitional: old-style state objects
-            out.data[name] = [sx.merge(sy) for sx, sy in zip(x, y, strict=True)]
-            continue
         if x.shape != y.shape:
             raise DataError(f"cannot combine {_describe(x.shape[1:])} with {_describe(y.shape[1:])}")
         if kind == "sum":

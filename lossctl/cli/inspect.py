@@ -7,16 +7,16 @@ import sys
 import click
 
 from lossctl.cli.common import (
+    build_request,
     choose_format,
     common_options,
     config_options,
-    build_request,
     emit,
     load_defaults,
     say,
 )
-from lossctl.options import click_options
 from lossctl.errors import ExitStatus
+from lossctl.options import click_options
 
 FORMATS = ("table", "json")
 

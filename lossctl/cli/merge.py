@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from lossctl.cli.common import choose_format, common_options, load_defaults, output_options, report
+from lossctl.cli.common import (
+    choose_format,
+    common_options,
+    load_defaults,
+    output_options,
+    report,
+)
 from lossctl.options import click_options
 from lossctl.render import FORMATS
 

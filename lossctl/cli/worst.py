@@ -9,16 +9,16 @@ import click
 
 from lossctl.cli.common import (
     ProgressBar,
+    build_request,
     choose_format,
     common_options,
     config_options,
-    build_request,
     emit,
     load_defaults,
     say,
 )
-from lossctl.options import click_options
 from lossctl.errors import ExitStatus, UsageProblem
+from lossctl.options import click_options
 
 FORMATS = ("table", "json", "csv")
 

@@ -53,11 +53,6 @@ def check_probabilities(y: F64, owner: str) -> None:
         )
 
 
-def sigmoid(x: F64) -> F64:
-    """Numerically stable logistic function."""
-    return np.exp(-np.logaddexp(0.0, -x))
-
-
 def divide_no_nan(a: F64, b: F64) -> F64:
     """Keras's ``divide_no_nan``: ``a / b``, and 0 where ``b == 0``.
 

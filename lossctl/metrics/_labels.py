@@ -65,19 +65,26 @@ def check_binary_labels(y: F64, owner: str, role: str = "y_true") -> None:
 
 
 def check_class_labels(
-    y: F64, classes: int, owner: str, role: str = "y_true", ignore: int | None = None
+    y: F64, classes: int, owner: str, role: str = "y_true", ignore: int | None = None, skip_nonfinite: bool = False
 ) -> None:
-    """Raise ValueProblem at the first label that is not an integer in ``[0, classes)``."""
-    ok = (y == np.floor(y)) & (y >= 0) & (y < classes)
+    """Raise ValueProblem at the first label that is not an integer in ``[0, classes)``.
+
+    ``ignore`` is a label allowed besides those; ``skip_nonfinite`` lets NaN
+    and infinity through (the NaN policy has decided about them already).
+    """
+    with np.errstate(invalid="ignore"):
+        ok = (y == np.floor(y)) & (y >= 0) & (y < classes)
     if ignore is not None:
         ok |= y == ignore
+    if skip_nonfinite:
+        ok |= ~np.isfinite(y)
     rows = ~ok.all(axis=1) if ok.ndim == 2 else ~ok
     if rows.any():
         i = int(np.argmax(rows))
         v = float(y[i][np.argmin(ok[i])] if y.ndim == 2 else y[i])
         if v != np.floor(v):
-            raise ValueProblem(role, i, f"value {v:g} is not an integer class label ({owner})")
-        raise ValueProblem(role, i, f"label {v:g} is out of range for {classes} classes")
+            raise ValueProblem(role, i, f"label {v:g} is not an integer class index ({owner})")
+        raise ValueProblem(role, i, f"label {v:g} is out of range for {classes} classes (0 to {classes - 1})")
 
 
 def check_labels(batch: Batch, owner: str) -> Layout:

@@ -11,7 +11,6 @@ is Keras's, shared by the binary cross-entropy and its focal variant.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from lossctl.batch import F64, Batch, as_rows
 from lossctl.errors import DataError, ValueProblem
+from lossctl.metrics import _labels as labels
 from lossctl.params import Param
 
 # How far outside [0, 1] a probability may stray before it is an error.
@@ -105,20 +105,7 @@ def check_class_labels(batch: Batch, name: str, ignore_class: int | None = None)
 
 def _check_class_labels(batch: Batch, name: str, ignore_class: int | None) -> None:
     check_sparse_shapes(batch, name)
-    classes = int(batch.y_pred.shape[1])
-    y = batch.y_true
-    with np.errstate(invalid="ignore"):
-        bad = np.isfinite(y) & ((y != np.floor(y)) | (y < 0) | (y >= classes))
-    if ignore_class is not None:
-        bad &= y != ignore_class
-    if bad.any():
-        i = int(np.argmax(bad))
-        v = float(y[i])
-        if v != math.floor(v):
-            message = f"label {v:g} is not an integer class index"
-        else:
-            message = f"label {int(v)} is out of range for {classes} classes (0 to {classes - 1})"
-        raise ValueProblem("y_true", i, message)
+    labels.check_class_labels(batch.y_true, int(batch.y_pred.shape[1]), name, ignore=ignore_class, skip_nonfinite=True)
 
 
 def _check_pred_unit_interval(batch: Batch, hint: str) -> None:

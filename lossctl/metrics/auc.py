@@ -19,6 +19,7 @@ from lossctl.batch import F64, Batch
 from lossctl.errors import DataError, UsageProblem
 from lossctl.metrics._buckets import BucketedAUC
 from lossctl.metrics._curve_math import binary_columns, check_probabilities
+from lossctl.metrics._labels import check_labels
 from lossctl.metrics._sorting import (
     _compact_tail,
     _concat,
@@ -29,7 +30,6 @@ from lossctl.metrics._sorting import (
     _sorted,
     _twice_mann_whitney,
 )
-from lossctl.metrics._labels import check_labels
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, register
 from lossctl.state import Accumulator, State, Value, state_key

@@ -12,7 +12,11 @@ from typing import Any
 import numpy as np
 
 from lossctl.batch import Batch
-from lossctl.metrics._sklearn_inputs import PROBA_INPUTS, true_classes, validate_probabilities
+from lossctl.metrics._sklearn_inputs import (
+    PROBA_INPUTS,
+    true_classes,
+    validate_probabilities,
+)
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, register
 from lossctl.state import Accumulator, State, Value, state_key

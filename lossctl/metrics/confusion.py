@@ -34,8 +34,8 @@ import numpy as np
 from lossctl.batch import F64, Batch
 from lossctl.errors import DataError, UsageProblem
 from lossctl.metrics._labels import (
-    Bool,
     I64,
+    Bool,
     Ints,
     Layout,
     argmax_decision,

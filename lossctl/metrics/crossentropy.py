@@ -43,7 +43,6 @@ from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, kernel, register
 from lossctl.state import Accumulator, Mean, State, Value
 
-
 # --- binary ------------------------------------------------------------------
 
 

@@ -7,7 +7,10 @@ import math
 import numpy as np
 
 from lossctl.batch import EPSILON, F64, Batch
-from lossctl.metrics._probabilities import check_both_unit_interval, distributions_not_normalised
+from lossctl.metrics._probabilities import (
+    check_both_unit_interval,
+    distributions_not_normalised,
+)
 from lossctl.registry import Example, kernel
 
 

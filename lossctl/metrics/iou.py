@@ -16,7 +16,11 @@ import numpy as np
 
 from lossctl.batch import F64, Batch
 from lossctl.errors import UsageProblem
-from lossctl.metrics._labels import check_binary_labels, check_class_labels, classes_text
+from lossctl.metrics._labels import (
+    check_binary_labels,
+    check_class_labels,
+    classes_text,
+)
 from lossctl.metrics.confusion import ClassRule, Matrix, ThresholdRule, iou_classes
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, register

@@ -11,7 +11,12 @@ import math
 import numpy as np
 
 from lossctl.batch import F64, Batch
-from lossctl.metrics._sklearn_inputs import MACHINE_EPS, PROBA_INPUTS, validate_probabilities, warn_not_normalized
+from lossctl.metrics._sklearn_inputs import (
+    MACHINE_EPS,
+    PROBA_INPUTS,
+    validate_probabilities,
+    warn_not_normalized,
+)
 from lossctl.params import Param
 from lossctl.registry import Example, kernel
 

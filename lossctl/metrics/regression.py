@@ -16,7 +16,16 @@ import numpy as np
 from lossctl.batch import EPSILON, F64, Batch, row_mean
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, kernel, register
-from lossctl.state import Accumulator, Mean, State, Transformed, Value, comoments, fold_comoments, state_key
+from lossctl.state import (
+    Accumulator,
+    Mean,
+    State,
+    Transformed,
+    Value,
+    comoments,
+    fold_comoments,
+    state_key,
+)
 
 LOG2 = math.log(2.0)
 
