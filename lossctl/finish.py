@@ -12,13 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from lossctl._version import __version__
+from lossctl.accumulate import Accumulator
 from lossctl.batch import EPSILON
 from lossctl.checks import judge
 from lossctl.partial import Partial
 from lossctl.plan import Plan
 from lossctl.registry import Resolved
 from lossctl.results import Evaluation, InputSummary, MetricResult, RoleInfo
-from lossctl.state import Accumulator, State
+from lossctl.state import State
 
 
 def result_of(r: Resolved, acc: Accumulator, state: State, slot: int = 0) -> MetricResult:

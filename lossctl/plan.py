@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from lossctl.accumulate import Accumulator
 from lossctl.batch import F64
 from lossctl.checks import Bound, bind_checks, parse_checks
 from lossctl.columns import Selection
 from lossctl.errors import DataError, UsageProblem
 from lossctl.registry import Resolved, lookup, resolve_all, resolve_params
-from lossctl.state import Accumulator, State
+from lossctl.state import State
 
 # What `eval` computes on regression input when no --loss/--metric is given
 # (classification defaults depend on the shapes too: see `default_specs`).

@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from lossctl.accumulate import REDUCTIONS, Accumulator, Bound, Mean, Transformed
 from lossctl.errors import UsageProblem
 from lossctl.params import Param, RawSpec, did_you_mean, normalize_name, split_specs
-from lossctl.state import REDUCTIONS, Accumulator, Bound, Mean, Transformed
 
 Kernel = Callable[..., Any]
 

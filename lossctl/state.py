@@ -19,57 +19,27 @@ state of its own (one group of a sliced run, one bootstrap replicate). A
 chunk is folded into one slot, :attr:`Batch.slot`.
 
 Behaviour (how a chunk updates a state, how a state becomes a value) lives
-in an :class:`Accumulator` bound to a registry entry's parameters, never in
-the state: a state can therefore be saved (:meth:`State.to_arrays`), loaded
-(:meth:`State.from_arrays`), merged anywhere and shared by every entry whose
-accumulator has the same ``key`` (precision, recall and F1 fill one set of
-confusion counts).
+in an accumulator (``lossctl.accumulate``) bound to a registry entry's
+parameters, never in the state: a state can therefore be saved
+(:meth:`State.to_arrays`), loaded (:meth:`State.from_arrays`), merged
+anywhere and shared by every entry whose accumulator has the same ``key``
+(precision, recall and F1 fill one set of confusion counts).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from lossctl.batch import F64, Batch
+from lossctl.batch import F64
 from lossctl.errors import DataError
 
 KINDS = ("sum", "max", "min", "comoment", "concat", "keyed")
 OFFSETS = "#offsets"
 KEYS = "#keys"
 _FILL = {"sum": 0, "max": -np.inf, "min": np.inf, "comoment": 0}
-
-
-@dataclass(frozen=True)
-class Value:
-    """A metric's result: a finite float, or ``None`` with a note saying why.
-
-    ``extra`` carries additional named results (``per_class`` values, what a
-    convenience name ``resolved`` to) that renderers show next to the value.
-    """
-
-    value: float | None
-    note: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, x: float, *, undefined: str = "undefined", **extra: Any) -> Value:
-        """Wrap a float; NaN or infinity become ``None`` with a note."""
-        x = float(x)
-        if math.isnan(x):
-            return cls(None, f"{undefined} (NaN)", extra)
-        if math.isinf(x):
-            return cls(None, f"{undefined} (infinite)", extra)
-        return cls(x, None, extra)
-
-    @classmethod
-    def undefined(cls, note: str, **extra: Any) -> Value:
-        """An undefined value: never ``0.0``, always a reason."""
-        return cls(None, note, extra)
 
 
 class State:
@@ -106,7 +76,9 @@ class State:
             self.data[name] = array
             return array
         if existing.shape[1:] != tuple(tail):
-            raise DataError(f"cannot combine {_describe(existing.shape[1:])} with {_describe(tuple(tail))}")
+            raise DataError(
+                f"cannot combine {_describe(existing.shape[1:], kind)} with {_describe(tuple(tail), kind)}"
+            )
         return existing
 
     def get(self, name: str) -> np.ndarray | None:
@@ -233,7 +205,9 @@ def _union_keyed(current: tuple[np.ndarray, np.ndarray], keys: np.ndarray) -> tu
     return union, array
 
 
-def _describe(tail: tuple[int, ...]) -> str:
+def _describe(tail: tuple[int, ...], kind: str = "sum") -> str:
+    if kind == "comoment":
+        return f"co-moments of {tail[-1]} column{'s' if tail[-1] != 1 else ''}"
     if not tail:
         return "one value"
     if len(tail) == 1:
@@ -280,7 +254,7 @@ def merge(a: State, b: State) -> State:
             out.data[name] = [sx + sy for sx, sy in zip(x, y, strict=True)]
             continue
         if x.shape != y.shape:
-            raise DataError(f"cannot combine {_describe(x.shape[1:])} with {_describe(y.shape[1:])}")
+            raise DataError(f"cannot combine {_describe(x.shape[1:], kind)} with {_describe(y.shape[1:], kind)}")
         if kind == "sum":
             out.data[name] = x + y
         elif kind == "max":
@@ -331,8 +305,11 @@ def comoments(variables: list[F64], weight: F64 | None) -> F64:
     for i, m in enumerate(means):
         block[1 + i] = m
     for row, (i, j) in enumerate(_pairs(v), start=1 + v):
-        prod = devs[i] * devs[j]
-        block[row] = np.einsum("ij->j", prod) if weight is None else np.einsum("i,ij->j", weight, prod)
+        # One einsum per pair: no (N, C) temporary for the product.
+        if weight is None:
+            block[row] = np.einsum("ij,ij->j", devs[i], devs[j])
+        else:
+            block[row] = np.einsum("i,ij,ij->j", weight, devs[i], devs[j])
     return block
 
 
@@ -357,163 +334,3 @@ def fold_comoments(state: State, name: str, block: F64, slot: int) -> None:
     """Combine a chunk's co-moment block into ``slot`` of array ``name``."""
     array = state.declare(name, "comoment", block.shape)
     array[slot] = chan(array[slot], block)
-
-
-# --------------------------------------------------------------------------
-# Behaviour: accumulators
-
-
-class Accumulator:
-    """How chunks update a :class:`State` and how a state finishes into a :class:`Value`.
-
-    An accumulator holds only its parameters. Two accumulators with equal
-    ``key`` fill the same arrays the same way, so specs that share a key
-    share one state (RMSE and MSE, precision and recall). ``fields`` declares
-    the arrays' names and merge kinds (a name ending in ``*`` stands for
-    several: ``pos.*``); :meth:`check` holds a loaded state against it.
-    """
-
-    key: str = ""
-    fields: Mapping[str, str] = {}
-
-    def new(self, slots: int = 1) -> State:
-        return State(slots)
-
-    def update(self, state: State, batch: Batch) -> None:
-        raise NotImplementedError
-
-    def finish(self, state: State, slot: int = 0) -> Value:
-        raise NotImplementedError
-
-    def count(self, state: State, batch: Batch) -> None:
-        """Add the chunk's rows to ``rows`` of the batch's slot (every update calls it once)."""
-        state.data["rows"][batch.slot] += len(batch)
-
-    def check(self, state: State) -> None:
-        """A data error unless ``state`` has only arrays this accumulator declares, of their kinds."""
-        for name, kind in state.kinds.items():
-            if name == "rows":
-                continue
-            declared = self.fields.get(name)
-            if declared is None:
-                declared = next(
-                    (k for pattern, k in self.fields.items() if pattern.endswith("*") and name.startswith(pattern[:-1])),
-                    None,
-                )
-            if declared != kind:
-                raise DataError(f"state array '{name}' ({kind}) does not belong to {self.key}")
-
-
-class Transformed(Accumulator):
-    """An accumulator whose value is a function of another's (RMSE = sqrt(MSE)); same state."""
-
-    __slots__ = ("inner", "transform")
-
-    def __init__(self, inner: Accumulator, transform: Any) -> None:
-        self.inner = inner
-        self.transform = transform
-        self.key = inner.key
-        self.fields = inner.fields
-
-    def new(self, slots: int = 1) -> State:
-        return self.inner.new(slots)
-
-    def update(self, state: State, batch: Batch) -> None:
-        self.inner.update(state, batch)
-
-    def finish(self, state: State, slot: int = 0) -> Value:
-        inner = self.inner.finish(state, slot)
-        if inner.value is None:
-            return inner
-        return Value.of(self.transform(inner.value), **inner.extra)
-
-    def check(self, state: State) -> None:
-        self.inner.check(state)
-
-
-class Bound:
-    """A state with its accumulator, for one-off use (``lossctl.get``, tests).
-
-    ``update(batch)``, ``merge(other)`` (new, inputs unchanged) and
-    ``result()``, over slot 0.
-    """
-
-    __slots__ = ("accumulator", "state")
-
-    def __init__(self, accumulator: Accumulator, state: State | None = None) -> None:
-        self.accumulator = accumulator
-        self.state = accumulator.new() if state is None else state
-
-    def update(self, batch: Batch) -> None:
-        self.accumulator.update(self.state, batch)
-
-    def merge(self, other: Bound) -> Bound:
-        return Bound(self.accumulator, merge(self.state, other.state))
-
-    def result(self) -> Value:
-        return self.accumulator.finish(self.state, 0)
-
-    @property
-    def rows(self) -> int:
-        return self.state.rows(0)
-
-
-# --------------------------------------------------------------------------
-# The weighted mean of a per-row kernel: most entries are one
-
-REDUCTIONS = ("mean", "sum_over_batch_size", "sum")
-
-
-def state_key(kind: str, fn: Any, params: Mapping[str, Any]) -> str:
-    """A stable, readable identity for an accumulator: its kind, function and parameters."""
-    name = f"{fn.__module__}.{fn.__qualname__}" if callable(fn) else str(fn)
-    args = ",".join(f"{k}={params[k]!r}" for k in sorted(params))
-    return f"{kind}:{name}({args})"
-
-
-class Mean(Accumulator):
-    """Weighted mean of a per-row kernel, like Keras's ``MeanMetricWrapper``.
-
-    Arrays: ``total`` (the weighted sum of the per-row values) and ``weight``
-    (the sum of weights), both ``sum``. ``reduction`` chooses the
-    denominator when finishing: ``mean`` divides by the sum of weights (a
-    Keras metric), ``sum_over_batch_size`` by the number of rows (a Keras
-    loss called with ``sample_weight``), ``sum`` does not divide; it is not
-    part of the key, so ``mse`` and ``mse:reduction=sum`` share one state.
-    """
-
-    fields = {"total": "sum", "weight": "sum"}
-
-    def __init__(self, kernel: Any, params: Mapping[str, Any], reduction: str = "mean") -> None:
-        self.kernel = kernel
-        self.params = dict(params)
-        self.reduction = reduction
-        self.key = state_key("mean", kernel, self.params)
-
-    def update(self, state: State, batch: Batch) -> None:
-        total, weight, s = state.declare("total", "sum"), state.declare("weight", "sum"), batch.slot
-        if batch.weight is None:
-            # Shared with every state of the same kernel (MSE and RMSE sum once).
-            total[s] += batch.row_total(self.kernel, self.params)
-            weight[s] += float(len(batch))
-        else:
-            values = batch.per_row(self.kernel, self.params)
-            # vdot, not dot: np.dot of two vectors may wake a multithreaded BLAS,
-            # which costs 100x more than the arithmetic on a busy 2-core machine.
-            total[s] += float(np.vdot(batch.weight, values))
-            weight[s] += float(np.add.reduce(batch.weight))
-        self.count(state, batch)
-
-    def finish(self, state: State, slot: int = 0) -> Value:
-        rows = state.rows(slot)
-        if rows == 0:
-            return Value.undefined("no rows")
-        total = float(state.data["total"][slot])
-        if self.reduction == "sum":
-            return Value.of(total)
-        if self.reduction == "sum_over_batch_size":
-            return Value.of(total / rows)
-        weight = float(state.data["weight"][slot])
-        if weight == 0.0:
-            return Value.undefined("sum of weights is zero")
-        return Value.of(total / weight)

@@ -26,13 +26,14 @@ from sklearn.metrics import (
 )
 
 import lossctl
+from lossctl.accumulate import Accumulator, Value
 from lossctl.batch import Batch
 from lossctl.cli.main import cli
 from lossctl.errors import DataError, UsageProblem, ValueProblem
 from lossctl.metrics.confusion import MAX_LABELS
 from lossctl.params import parse_spec
 from lossctl.registry import lookup, parse_params, resolve_params
-from lossctl.state import Accumulator, State, Value, merge
+from lossctl.state import State, merge
 
 VECTORS = json.loads((Path(__file__).parent / "data" / "keras_vectors.json").read_text())["vectors"]
 OWNED = {

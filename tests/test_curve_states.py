@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from lossctl.accumulate import Accumulator
 from lossctl.batch import Batch
 from lossctl.errors import DataError
 from lossctl.registry import lookup, resolve_params
-from lossctl.state import Accumulator, State, merge
+from lossctl.state import State, merge
 
 
 def acc(name: str, **params: Any) -> Accumulator:

@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 import lossctl
+from lossctl.accumulate import Value
 from lossctl.batch import Batch
 from lossctl.cli.main import cli
 from lossctl.errors import UsageProblem, ValueProblem
 from lossctl.registry import lookup, resolve_params
-from lossctl.state import Value
 
 VECTORS = json.loads((Path(__file__).parent / "data" / "keras_vectors.json").read_text())["vectors"]
 OWNED = {"auc", "precision_at_recall", "recall_at_precision", "sensitivity_at_specificity", "specificity_at_sensitivity"}

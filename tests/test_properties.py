@@ -17,9 +17,9 @@ import pytest
 
 import lossctl
 from lossctl import registry
+from lossctl.accumulate import Bound as State
 from lossctl.batch import Batch
 from lossctl.registry import MetricDef
-from lossctl.state import Bound as State
 
 RTOL = 1e-9
 N_ROWS = 60

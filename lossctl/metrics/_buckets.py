@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import F64, Batch
 from lossctl.errors import DataError
 from lossctl.metrics._curve_math import binary_columns, divide_no_nan
 from lossctl.metrics._labels import colsum
 from lossctl.metrics._probabilities import sigmoid
-from lossctl.state import Accumulator, State, Value, state_key
+from lossctl.state import State
 
 
 class Buckets(Accumulator):

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from lossctl.accumulate import Value
 from lossctl.batch import F64, Batch
 from lossctl.errors import ValueProblem
 from lossctl.metrics._labels import I64
 from lossctl.metrics.confusion import KeyedMatrix
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, register
-from lossctl.state import Value
 
 _CLASSES = (
     "y_true integer labels (N,) or one-hot (N, C); y_pred a probability column (N,) (decided p > 0.5), "

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import F64, Batch
 from lossctl.errors import DataError, UsageProblem
 from lossctl.metrics._buckets import BucketedAUC
@@ -32,7 +33,7 @@ from lossctl.metrics._sorting import (
 )
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, register
-from lossctl.state import Accumulator, State, Value, state_key
+from lossctl.state import State
 
 # --------------------------------------------------------------------------
 # Exact AUC: scores kept per class

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import Batch
 from lossctl.metrics._sklearn_inputs import (
     PROBA_INPUTS,
@@ -19,7 +20,7 @@ from lossctl.metrics._sklearn_inputs import (
 )
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, register
-from lossctl.state import Accumulator, State, Value, state_key
+from lossctl.state import State
 
 
 class Calibration(Accumulator):

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import F64, Batch
 from lossctl.errors import DataError, UsageProblem
 from lossctl.metrics._labels import (
@@ -47,7 +48,7 @@ from lossctl.metrics._labels import (
     true_classes,
     truth_matrix,
 )
-from lossctl.state import Accumulator, State, Value, state_key
+from lossctl.state import State
 
 # A keyed confusion matrix is (labels x labels) float64: 4096 labels are 128 MiB.
 MAX_LABELS = 4096

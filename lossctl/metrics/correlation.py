@@ -22,17 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import EPSILON, F64, Batch
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, register
-from lossctl.state import (
-    Accumulator,
-    State,
-    Value,
-    comoments,
-    fold_comoments,
-    state_key,
-)
+from lossctl.state import State, comoments, fold_comoments
 
 _SAME = "y_true and y_pred of the same shape: (N,) or (N, D); real values"
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from lossctl.accumulate import Accumulator, Mean, Value
 from lossctl.batch import EPSILON, F64, Batch, as_rows, row_mean, take_per_row
 from lossctl.metrics._probabilities import (
     BINARY_INPUTS,
@@ -41,7 +42,7 @@ from lossctl.metrics._probabilities import (
 )
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, kernel, register
-from lossctl.state import Accumulator, Mean, State, Value
+from lossctl.state import State
 
 # --- binary ------------------------------------------------------------------
 

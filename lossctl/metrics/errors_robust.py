@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import F64, Batch, row_mean
 from lossctl.errors import DataError
 from lossctl.metrics._sklearn_inputs import MACHINE_EPS
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, kernel, register
-from lossctl.state import Accumulator, State, Value, state_key
+from lossctl.state import State
 
 _SAME = "y_true and y_pred of the same shape: (N,) or (N, D); real values"
 

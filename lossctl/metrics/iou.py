@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from lossctl.accumulate import Value
 from lossctl.batch import F64, Batch
 from lossctl.errors import UsageProblem
 from lossctl.metrics._labels import (
@@ -24,7 +25,6 @@ from lossctl.metrics._labels import (
 from lossctl.metrics.confusion import ClassRule, Matrix, ThresholdRule, iou_classes
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, register
-from lossctl.state import Value
 
 # --------------------------------------------------------------------------
 # Parameters

@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from lossctl.accumulate import Value
 from lossctl.batch import F64, Batch
 from lossctl.metrics._buckets import Buckets
 from lossctl.metrics._curve_math import check_probabilities, divide_no_nan
 from lossctl.metrics._labels import check_labels
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, register
-from lossctl.state import Value
 
 
 class OperatingPoint(Buckets):

@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import EPSILON, Batch, as_rows
 from lossctl.metrics._probabilities import check_both_unit_interval
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, register
-from lossctl.state import Accumulator, State, Value, state_key
+from lossctl.state import State
 
 
 class Overlap(Accumulator):

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from lossctl.accumulate import Value
 from lossctl.batch import F64, Batch
 from lossctl.metrics._labels import check_labels, classes_text
 from lossctl.metrics.confusion import Counts, Decision
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, register
-from lossctl.state import Value
 
 AVERAGE = Param(
     "average",

@@ -13,19 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from lossctl.accumulate import Accumulator, Mean, Transformed, Value, state_key
 from lossctl.batch import EPSILON, F64, Batch, row_mean
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, kernel, register
-from lossctl.state import (
-    Accumulator,
-    Mean,
-    State,
-    Transformed,
-    Value,
-    comoments,
-    fold_comoments,
-    state_key,
-)
+from lossctl.state import State, comoments, fold_comoments
 
 LOG2 = math.log(2.0)
 
