@@ -15,6 +15,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,10 +26,12 @@ from lossctl.errors import DataError, UsageProblem, ValueProblem
 from lossctl.finish import finish, signature
 from lossctl.io import open_one, open_table
 from lossctl.partial import Partial, merge
-from lossctl.perrow import RowsHook
 from lossctl.plan import Plan, decide, requested
 from lossctl.request import NAN_POLICIES, Request
 from lossctl.results import Evaluation
+
+if TYPE_CHECKING:
+    from lossctl.perrow import RowsHook
 
 LANES = 2
 Chunks = Iterator[tuple[int, dict[str, F64]]]

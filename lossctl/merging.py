@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 
 from lossctl.checks import bind_checks, parse_checks
 from lossctl.errors import DataError, UsageProblem
@@ -48,20 +47,41 @@ def _check_distinct(loaded: Sequence[Loaded]) -> None:
                 seen[(f["size"], f["sha256"])] = item.path
 
 
+def _request_differences(a: Loaded, b: Loaded) -> list[str]:
+    """What differs between the specs as asked (and the NaN policy) of two states."""
+    out = []
+    asked_a = [(r.spec, r.kind) for r in a.plan.specs]
+    asked_b = [(r.spec, r.kind) for r in b.plan.specs]
+    if asked_a != asked_b:
+        out.append(f"specs {[s for s, _ in asked_a]} vs {[s for s, _ in asked_b]}")
+    if a.plan.nan != b.plan.nan:
+        out.append(f"nan {a.plan.nan} vs {b.plan.nan}")
+    return out
+
+
 def merge_files(paths: Sequence[str], checks: Sequence[str] = ()) -> Evaluation:
     """The evaluation of the merged states; see :func:`lossctl.api.merge`."""
     if not paths:
         raise UsageProblem("merge needs at least one state file (written by eval --save-state FILE)")
     parsed = parse_checks(checks)
     loaded = [load(p) for p in paths]
-    first = loaded[0]
-    for item in loaded[1:]:
-        differences = first.plan.differences(item.plan)
+    _check_distinct(loaded)
+    # A shard with no rows decided nothing from data (task, widths, what acc
+    # stands for): it must have asked for the same specs, and adds nothing.
+    full = [item for item in loaded if item.partial.rows > 0] or loaded[:1]
+    first = full[0]
+    for item in loaded:
+        if item is first:
+            continue
+        if item.partial.rows == 0:
+            differences = _request_differences(first, item)
+        else:
+            differences = first.plan.differences(item.plan)
         if differences:
             raise UsageProblem(
                 f"{item.path}: cannot merge with {first.path}: the plans differ: " + "; ".join(differences)
             )
-    _check_distinct(loaded)
+    every, loaded = loaded, full
     plan = first.plan
     specs, bound = bind_checks(parsed, plan.specs)
     if len(specs) > len(plan.specs):
@@ -71,10 +91,10 @@ def merge_files(paths: Sequence[str], checks: Sequence[str] = ()) -> Evaluation:
     plan.checks = bound
     for name, role in plan.roles.items():
         sources = dict.fromkeys(item.plan.roles[name].source for item in loaded)
-        plan.roles[name] = replace(role, source=", ".join(s for s in sources if s))
+        role.source = ", ".join(s for s in sources if s)
     partial = first.partial
     for item in loaded[1:]:
         partial = merge(partial, item.partial)
-    files = tuple(f["path"] for item in loaded for f in item.inputs)
-    sizes = {f["path"]: f["size"] for item in loaded for f in item.inputs}
+    files = tuple(f["path"] for item in every for f in item.inputs)
+    sizes = {f["path"]: f["size"] for item in every for f in item.inputs}
     return finish(plan, partial, files, signature(None, plan.nan, sizes))

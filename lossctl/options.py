@@ -10,7 +10,6 @@ file may set (:func:`config_keys`). Adding an option is one entry here.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -20,7 +19,6 @@ NAN_POLICIES = ("error", "drop", "propagate")
 INPUT_FORMATS = ("csv", "tsv", "parquet", "arrow", "jsonl", "npy", "npz")
 
 
-@dataclass(frozen=True)
 class Option:
     """One option of an evaluation.
 
@@ -38,16 +36,24 @@ class Option:
         commands: the commands that take it.
     """
 
-    field: str
-    flags: tuple[str, ...]
-    help: str
-    default: Any = None
-    multiple: bool = False
-    keyword: str | None = None
-    config: str | None = None
-    type: Any = str
-    metavar: str | None = None
-    commands: frozenset[str] = frozenset({"eval"})
+    __slots__ = ("field", "flags", "help", "default", "multiple", "keyword", "config", "type", "metavar", "commands")
+
+    def __init__(
+        self,
+        field: str,
+        flags: tuple[str, ...],
+        help: str,
+        default: Any = None,
+        multiple: bool = False,
+        keyword: str | None = None,
+        config: str | None = None,
+        type: Any = str,
+        metavar: str | None = None,
+        commands: frozenset[str] = frozenset({"eval"}),
+    ) -> None:
+        self.field, self.flags, self.help, self.default = field, flags, help, default
+        self.multiple, self.keyword, self.config, self.type = multiple, keyword, config, type
+        self.metavar, self.commands = metavar, commands
 
     @property
     def api_name(self) -> str:

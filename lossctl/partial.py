@@ -8,13 +8,10 @@ order does not matter. ``lossctl.finish`` turns one into results.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from lossctl.state import State
 from lossctl.state import merge as merge_states
 
 
-@dataclass
 class Partial:
     """States by accumulator key, plus row counts, NaN counts, first warnings and first error.
 
@@ -28,13 +25,25 @@ class Partial:
         error: the first expected error and the first row of its chunk (never saved).
     """
 
-    states: dict[str, State]
-    rows: int = 0
-    dropped: int = 0
-    bad: int = 0
-    first_nan: tuple[str, int] | None = None
-    warned: dict[int, tuple[int, str]] = field(default_factory=dict)
-    error: tuple[int, BaseException] | None = None
+    __slots__ = ("states", "rows", "dropped", "bad", "first_nan", "warned", "error")
+
+    def __init__(
+        self,
+        states: dict[str, State],
+        rows: int = 0,
+        dropped: int = 0,
+        bad: int = 0,
+        first_nan: tuple[str, int] | None = None,
+        warned: dict[int, tuple[int, str]] | None = None,
+        error: tuple[int, BaseException] | None = None,
+    ) -> None:
+        self.states = states
+        self.rows = rows
+        self.dropped = dropped
+        self.bad = bad
+        self.first_nan = first_nan
+        self.warned = {} if warned is None else warned
+        self.error = error
 
 
 def _earlier(a: tuple[str, int] | None, b: tuple[str, int] | None) -> tuple[str, int] | None:

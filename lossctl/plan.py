@@ -11,7 +11,6 @@ one state.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,32 +28,39 @@ from lossctl.state import State
 REGRESSION_DEFAULTS = ("mean_squared_error", "mean_absolute_error", "root_mean_squared_error", "r2_score")
 
 
-@dataclass(frozen=True)
 class Role:
     """Where one role's values come from: table label, columns, picked or named, width."""
 
-    role: str
-    source: str
-    columns: tuple[str, ...]
-    picked: bool
-    width: int | None = None
+    __slots__ = ("role", "source", "columns", "picked", "width")
+
+    def __init__(self, role: str, source: str, columns: tuple[str, ...], picked: bool, width: int | None = None) -> None:
+        self.role, self.source, self.columns, self.picked, self.width = role, source, columns, picked, width
 
 
-@dataclass
 class Plan:
-    """Resolved specs with their accumulators, checks, roles, task and NaN policy."""
+    """Resolved specs with their accumulators, checks, roles, task and NaN policy.
 
-    specs: list[Resolved]
-    checks: list[Bound] = field(default_factory=list)
-    roles: dict[str, Role] = field(default_factory=dict)
-    task: str | None = None
-    nan: str = "error"
-    accumulators: list[Accumulator] = field(init=False)
-    by_key: dict[str, Accumulator] = field(init=False)
+    ``accumulators`` holds one accumulator per spec; ``by_key`` the first
+    accumulator of each distinct key (the one that updates the shared state).
+    """
 
-    def __post_init__(self) -> None:
-        self.accumulators = [r.entry.accumulator(r.params, r.kind) for r in self.specs]
-        self.by_key = {}
+    __slots__ = ("specs", "checks", "roles", "task", "nan", "accumulators", "by_key")
+
+    def __init__(
+        self,
+        specs: list[Resolved],
+        checks: list[Bound] | None = None,
+        roles: dict[str, Role] | None = None,
+        task: str | None = None,
+        nan: str = "error",
+    ) -> None:
+        self.specs = specs
+        self.checks = checks or []
+        self.roles = roles or {}
+        self.task = task
+        self.nan = nan
+        self.accumulators: list[Accumulator] = [r.entry.accumulator(r.params, r.kind) for r in specs]
+        self.by_key: dict[str, Accumulator] = {}
         for acc in self.accumulators:
             self.by_key.setdefault(acc.key, acc)
 

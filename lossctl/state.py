@@ -122,27 +122,32 @@ class State:
 
     # -- saving and loading ------------------------------------------------
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """Every array as one NumPy array; a concat array also gives ``NAME#offsets`` (slots + 1)."""
-        out: dict[str, np.ndarray] = {}
+    def parts(self) -> dict[str, list[np.ndarray]]:
+        """Every array as the pieces that, joined on axis 0, make it (no copy of concat rows).
+
+        A concat array also gives ``NAME#offsets`` (its rows per slot, as
+        ``slots + 1`` offsets); a keyed one ``NAME#keys``.
+        """
+        out: dict[str, list[np.ndarray]] = {}
         for name, kind in self.kinds.items():
             value = self.data[name]
             if kind == "keyed":
-                out[name + KEYS], out[name] = value
+                out[name + KEYS], out[name] = [value[0]], [value[1]]
                 continue
             if kind != "concat":
-                out[name] = value
+                out[name] = [value]
                 continue
-            parts = [c for slot in value for c in slot]
+            pieces = [c for slot in value for c in slot]
             counts = [sum(len(c) for c in slot) for slot in value]
             offsets = np.zeros(self.slots + 1, dtype=np.int64)
             np.cumsum(counts, out=offsets[1:])
-            if parts:
-                out[name] = np.concatenate(parts)
-            else:
-                out[name] = np.zeros(0)
-            out[name + OFFSETS] = offsets
+            out[name] = pieces or [np.zeros(0)]
+            out[name + OFFSETS] = [offsets]
         return out
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every array as one NumPy array (see :meth:`parts`)."""
+        return {name: p[0] if len(p) == 1 else np.concatenate(p) for name, p in self.parts().items()}
 
     def layout(self) -> dict[str, str]:
         """``{name: kind}`` of every array (a state file's header keeps it)."""

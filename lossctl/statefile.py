@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import struct
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -72,22 +73,25 @@ def fingerprint(path: str) -> dict[str, Any]:
     return entry
 
 
-def encode(plan: Plan, partial: Partial, files: Sequence[str]) -> bytes:
-    """The bytes of a state file for ``partial`` (which holds no error)."""
-    payload: list[bytes] = []
+def _header_and_pieces(plan: Plan, partial: Partial, files: Sequence[str]) -> tuple[bytes, list[np.ndarray]]:
+    """The bytes before the payload, and the payload's arrays in order (each padded to 8 bytes)."""
+    pieces: list[np.ndarray] = []
     offset = 0
     states: dict[str, Any] = {}
     for key, state in partial.states.items():
         arrays: dict[str, Any] = {}
-        for name, array in state.to_arrays().items():
-            a = np.ascontiguousarray(array)
-            if a.dtype.str not in DTYPES:
-                raise ValueError(f"state array {name} has dtype {a.dtype}, which a state file cannot hold")
-            data = a.tobytes()
-            arrays[name] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset, "nbytes": len(data)}
-            pad = -len(data) % 8
-            payload.append(data + b"\0" * pad)
-            offset += len(data) + pad
+        for name, parts in state.parts().items():
+            dtype = parts[0].dtype
+            if dtype.str not in DTYPES or any(p.dtype != dtype for p in parts):
+                raise ValueError(f"state array {name} has dtype {dtype}, which a state file cannot hold")
+            shape = [sum(len(p) for p in parts), *parts[0].shape[1:]] if parts[0].ndim else []
+            nbytes = sum(p.nbytes for p in parts)
+            arrays[name] = {"dtype": dtype.str, "shape": shape, "offset": offset, "nbytes": nbytes}
+            pieces += parts
+            pad = -nbytes % 8
+            if pad:
+                pieces.append(np.zeros(pad, dtype=np.uint8))
+            offset += nbytes + pad
         states[key] = {"layout": state.layout(), "slots": state.slots, "arrays": arrays}
     header = {
         "format": FORMAT,
@@ -105,14 +109,30 @@ def encode(plan: Plan, partial: Partial, files: Sequence[str]) -> bytes:
     }
     text = json.dumps(header, sort_keys=True, allow_nan=False).encode()
     head = MAGIC + struct.pack("<Q", len(text)) + text
-    head += b"\0" * (-len(head) % 8)
-    body = head + b"".join(payload)
-    return body + hashlib.sha256(body).digest()
+    return head + b"\0" * (-len(head) % 8), pieces
+
+
+def _write(fh: BinaryIO, plan: Plan, partial: Partial, files: Sequence[str]) -> None:
+    """Stream a state file to ``fh``: the arrays are written and hashed in place, never copied."""
+    head, pieces = _header_and_pieces(plan, partial, files)
+    digest = hashlib.sha256(head)
+    fh.write(head)
+    for piece in pieces:
+        view = memoryview(np.ascontiguousarray(piece)).cast("B")
+        digest.update(view)
+        fh.write(view)
+    fh.write(digest.digest())
+
+
+def encode(plan: Plan, partial: Partial, files: Sequence[str]) -> bytes:
+    """The bytes of a state file for ``partial`` (which holds no error)."""
+    buffer = io.BytesIO()
+    _write(buffer, plan, partial, files)
+    return buffer.getvalue()
 
 
 def save(path: str, plan: Plan, partial: Partial, files: Sequence[str]) -> None:
     """Write the state file whole or not at all (a temporary file renamed into place)."""
-    data = encode(plan, partial, files)
     directory = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=directory)
@@ -120,7 +140,7 @@ def save(path: str, plan: Plan, partial: Partial, files: Sequence[str]) -> None:
         raise UsageProblem(f"--save-state {path}: cannot write: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            _write(fh, plan, partial, files)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)

@@ -220,3 +220,20 @@ def test_state_without_per_row_metrics_is_small_whatever_the_rows(tmp_path: Path
         assert run("eval", path, "-l", SPECS[0], "-m", SPECS[1], "--save-state", state, "-f", "json").exit_code == 0
         sizes.append(state.stat().st_size)
     assert abs(sizes[1] - sizes[0]) < 64 and sizes[1] < 1 << 20  # only digits of counts differ
+
+
+def test_a_shard_with_no_rows_merges_as_nothing(shards: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    whole, states = shards
+    empty_csv = tmp_path / "empty.csv"
+    empty_csv.write_text("y_true,y_pred\n")
+    empty = tmp_path / "empty.lcstate"
+    result = run("eval", empty_csv, "-l", SPECS[0], "-m", SPECS[1], "--save-state", empty, "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    merged = json.loads(run("merge", empty, *states, "-f", "json").stdout)
+    one = json.loads(run("eval", whole, "-l", SPECS[0], "-m", SPECS[1], "-f", "json").stdout)
+    assert merged["input"]["rows"] == 2500
+    for spec, v in values(one).items():
+        assert values(merged)[spec] == pytest.approx(v, rel=1e-12), spec
+    other = tmp_path / "other-empty.lcstate"
+    assert run("eval", empty_csv, "-l", "mse", "--save-state", other, "-f", "json").exit_code == 0
+    one_line(run("merge", *states, other), 2, "plans differ")
