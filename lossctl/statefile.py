@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from lossctl._version import __version__
-from lossctl.errors import DataError, UsageProblem
+from lossctl.errors import DataError, LossctlError, UsageProblem
 from lossctl.partial import Partial
 from lossctl.plan import Plan
 from lossctl.state import State
@@ -73,6 +73,25 @@ def fingerprint(path: str) -> dict[str, Any]:
     return entry
 
 
+def identity(sources: Sequence[str]) -> list[dict[str, Any]]:
+    """The fingerprints of every file the inputs name (a Parquet directory or glob: each file in it)."""
+    from lossctl.io import data_extension
+    from lossctl.io.parquet import parquet_files
+
+    out = []
+    for source in sources:
+        if source != "-" and not os.path.isfile(source) and data_extension(source) in (None, "parquet"):
+            try:
+                files = parquet_files(source)
+            except LossctlError:
+                files = []
+            if files:
+                out += [fingerprint(f) for f in files]
+                continue
+        out.append(fingerprint(source))
+    return out
+
+
 def _header_and_pieces(plan: Plan, partial: Partial, files: Sequence[str]) -> tuple[bytes, list[np.ndarray]]:
     """The bytes before the payload, and the payload's arrays in order (each padded to 8 bytes)."""
     pieces: list[np.ndarray] = []
@@ -98,7 +117,7 @@ def _header_and_pieces(plan: Plan, partial: Partial, files: Sequence[str]) -> tu
         "lossctl": __version__,
         "plan": plan.to_dict(),
         "input": {
-            "files": [fingerprint(f) for f in files],
+            "files": identity(files),
             "sources": {role.role: role.source for role in plan.roles.values()},
             "rows": partial.rows,
             "dropped": partial.dropped,

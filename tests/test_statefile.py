@@ -237,3 +237,16 @@ def test_a_shard_with_no_rows_merges_as_nothing(shards: tuple[Path, list[Path]],
     other = tmp_path / "other-empty.lcstate"
     assert run("eval", empty_csv, "-l", "mse", "--save-state", other, "-f", "json").exit_code == 0
     one_line(run("merge", *states, other), 2, "plans differ")
+
+
+def test_rows_of_a_directory_given_again_as_a_file_are_refused(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    for i in range(2):
+        y = rng.uniform(size=50)
+        pq.write_table(pa.table({"y_true": y, "y_pred": y + 0.1}), folder / f"part-{i}.parquet")
+    whole, part = tmp_path / "dir.lcstate", tmp_path / "part.lcstate"
+    assert run("eval", folder, "-l", "mse", "--save-state", whole, "-f", "json").exit_code == 0
+    assert run("eval", folder / "part-1.parquet", "-l", "mse", "--save-state", part, "-f", "json").exit_code == 0
+    one_line(run("merge", whole, part), 3, "part-1.parquet", "twice")
