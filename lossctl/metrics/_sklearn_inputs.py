@@ -89,7 +89,11 @@ def validate_probabilities(b: Batch, **_: Any) -> None:
 
 
 def validate_classes(b: Batch, **_: Any) -> None:
-    """Inputs that can be decided into classes (see the module docstring)."""
+    """Inputs that can be decided into classes (one class per row); checked once per chunk."""
+    b.once("decided_classes", lambda: _check_classes(b))
+
+
+def _check_classes(b: Batch) -> None:
     yt, yp = b.y_true, b.y_pred
     if yt.ndim == 2:
         if yp.ndim != 2 or yp.shape[1] != yt.shape[1]:
@@ -120,21 +124,3 @@ def warn_not_normalized(b: Batch, **_: Any) -> str | None:
     if off.any():
         return f"probability rows do not sum to 1 ({int(off.sum())} rows, e.g. {sums[first_row(off)]:.6g})"
     return None
-
-
-# --- class decisions --------------------------------------------------------------------
-
-
-def true_classes(y_true: F64) -> I64:
-    """Integer labels from labels (N,) or one-hot rows (N, C)."""
-    if y_true.ndim == 2:
-        return np.argmax(y_true, axis=1).astype(np.int64)
-    return y_true.astype(np.int64)
-
-
-def predicted_classes(y_pred: F64) -> I64:
-    """Keras's decision: argmax of a matrix; ``p > 0.5`` of a probability, integers kept as labels."""
-    if y_pred.ndim == 2:
-        return np.argmax(y_pred, axis=1).astype(np.int64)
-    integral = y_pred == np.floor(y_pred)
-    return np.where(integral, y_pred, y_pred > 0.5).astype(np.int64)

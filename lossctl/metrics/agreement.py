@@ -11,15 +11,13 @@ taken as class labels, so label-vs-label input works too.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from lossctl.accumulate import Value
-from lossctl.batch import F64, Batch
-from lossctl.errors import ValueProblem
+from lossctl.batch import F64
 from lossctl.metrics._labels import I64
+from lossctl.metrics._sklearn_inputs import validate_classes
 from lossctl.metrics.confusion import KeyedMatrix
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, register
@@ -28,65 +26,6 @@ _CLASSES = (
     "y_true integer labels (N,) or one-hot (N, C); y_pred a probability column (N,) (decided p > 0.5), "
     "a probability matrix (N, C) (decided by argmax) or integer labels (N,)"
 )
-
-
-# --- value checks (run per chunk, before the state update) ------------------------------
-
-
-def _first(mask: NDArray[np.bool_]) -> int:
-    """Row of the first True in a per-element mask (rows along axis 0)."""
-    rows = mask if mask.ndim == 1 else mask.any(axis=1)
-    return int(np.argmax(rows))
-
-
-def _first_value(a: F64, mask: NDArray[np.bool_]) -> float:
-    row = _first(mask)
-    if a.ndim == 1:
-        return float(a[row])
-    return float(a[row][mask[row]][0])
-
-
-def _check_int_labels(y: F64, classes: int | None) -> None:
-    """1-D class labels: non-negative integers, below ``classes`` when known."""
-    not_int = ~(np.isfinite(y) & (y == np.floor(y)))
-    if not_int.any():
-        raise ValueProblem("y_true", _first(not_int), f"label {_first_value(y, not_int):g} is not an integer class")
-    negative = y < 0
-    if negative.any():
-        raise ValueProblem("y_true", _first(negative), f"label {_first_value(y, negative):g} is negative")
-    if classes is not None:
-        above = y >= classes
-        if above.any():
-            raise ValueProblem(
-                "y_true", _first(above), f"label {_first_value(y, above):g} is out of range for {classes} classes"
-            )
-
-
-def validate_classes(b: Batch, **_: Any) -> None:
-    """Inputs that can be decided into classes (see the module docstring); once per chunk."""
-    b.once("agreement_classes", lambda: _check_classes(b))
-
-
-def _check_classes(b: Batch) -> None:
-    yt, yp = b.y_true, b.y_pred
-    if yt.ndim == 2:
-        if yp.ndim != 2 or yp.shape[1] != yt.shape[1]:
-            width = 1 if yp.ndim == 1 else yp.shape[1]
-            raise ValueProblem(
-                "y_pred", 0, f"y_true is one-hot with {yt.shape[1]} columns but y_pred has {width} value(s) per row"
-            )
-    else:
-        _check_int_labels(yt, yp.shape[1] if yp.ndim == 2 else None)
-    if yp.ndim == 1:
-        integral = yp == np.floor(yp)
-        # NaN passes (under --nan propagate it decides to class 0, as NaN > 0.5 does in Keras).
-        bad = (integral & (yp < 0)) | (~integral & ((yp < 0) | (yp > 1)))
-        if bad.any():
-            raise ValueProblem(
-                "y_pred",
-                _first(bad),
-                f"{_first_value(yp, bad):g} is neither a probability in [0, 1] nor a non-negative integer class",
-            )
 
 
 # --- the metrics ------------------------------------------------------------------------

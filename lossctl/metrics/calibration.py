@@ -13,9 +13,9 @@ import numpy as np
 
 from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import Batch
+from lossctl.metrics._labels import true_classes
 from lossctl.metrics._sklearn_inputs import (
     PROBA_INPUTS,
-    true_classes,
     validate_probabilities,
 )
 from lossctl.params import Param
