@@ -158,6 +158,20 @@ def _keep(state: State, slot: int, name: str, weight_name: str, scores: F64, wei
     _compact_tail(parts, wparts if len(wparts) == len(parts) else None)
 
 
+def _sorted_classes(
+    pos: F64, pos_w: F64 | None, neg: F64, neg_w: F64 | None
+) -> tuple[F64, F64 | None, F64, F64 | None]:
+    """Both classes' scores sorted, their weights in the same order."""
+    pos, pos_w = _sorted(pos, pos_w)
+    neg, neg_w = _sorted(neg, neg_w)
+    return pos, pos_w, neg, neg_w
+
+
+def _has_nan(pos: F64, neg: F64) -> bool:
+    """Whether a sorted class holds NaN (sorted last)."""
+    return bool((pos.size and np.isnan(pos[-1])) or (neg.size and np.isnan(neg[-1])))
+
+
 def exact_roc_auc(pos: F64, neg: F64, pos_w: F64 | None, neg_w: F64 | None) -> tuple[float | None, str]:
     """ROC AUC as the Mann-Whitney statistic, ties counted 1/2 (= scikit-learn's).
 
@@ -168,9 +182,8 @@ def exact_roc_auc(pos: F64, neg: F64, pos_w: F64 | None, neg_w: F64 | None) -> t
     Returns:
         ``(value, "")`` or ``(None, reason)``.
     """
-    pos, pos_w = _sorted(pos, pos_w)
-    neg, neg_w = _sorted(neg, neg_w)
-    if (pos.size and np.isnan(pos[-1])) or (neg.size and np.isnan(neg[-1])):
+    pos, pos_w, neg, neg_w = _sorted_classes(pos, pos_w, neg, neg_w)
+    if _has_nan(pos, neg):
         return None, "NaN scores"
     wp = float(pos.size) if pos_w is None else float(pos_w.sum())
     wn = float(neg.size) if neg_w is None else float(neg_w.sum())
@@ -200,9 +213,8 @@ def exact_average_precision(
     Returns:
         ``(value, "")`` or ``(None, reason)``.
     """
-    pos, pos_w = _sorted(pos, pos_w)
-    neg, neg_w = _sorted(neg, neg_w)
-    if (pos.size and np.isnan(pos[-1])) or (neg.size and np.isnan(neg[-1])):
+    pos, pos_w, neg, neg_w = _sorted_classes(pos, pos_w, neg, neg_w)
+    if _has_nan(pos, neg):
         return None, "NaN scores"
     if pos.size == 0 or (pos_w is not None and float(pos_w.sum()) == 0.0):
         return None, "no positive labels (Keras reports 0)"
