@@ -986,6 +986,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def redact(text: str, args: argparse.Namespace) -> str:
+    """The report without this machine's paths: the repository is ``.``, the rest named by role."""
+    repo = str(BENCH_DIR.parent)
+    names = [
+        (str(Path(args.python).resolve().parent.parent), "$BENCH_VENV"),
+        (str(args.python), "$BENCH_VENV/bin/python"),
+        (str(Path(args.data).resolve()), "$DATA"),
+        (str(args.data), "$DATA"),
+        (repo + "/", ""),
+        (repo, "."),
+    ]
+    for path, name in sorted(names, key=lambda pair: -len(pair[0])):
+        if len(path) > 1:
+            text = text.replace(path, name)
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; return the process exit status."""
     args = parse_args(argv)
@@ -1010,9 +1027,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(h.workdir, ignore_errors=True)
 
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(render_report(h, info))
+    args.results.write_text(redact(render_report(h, info), args))
     raw_path = args.results.with_suffix(".json")
-    raw_path.write_text(json.dumps(raw_json(h, info), indent=1) + "\n")
+    raw_path.write_text(redact(json.dumps(raw_json(h, info), indent=1) + "\n", args))
     print(f"wrote {args.results} and {raw_path}", file=sys.stderr)
 
     disagree = any(o.mismatches for oc in h.outcomes.values() for o in oc.values())
