@@ -62,6 +62,9 @@ class Accumulator:
 
     key: str = ""
     fields: Mapping[str, str] = {}
+    # True when update() folds a grouped batch (batch.groups) itself, with a
+    # segmented sum; otherwise the engine gives it one batch per group.
+    grouped = False
 
     def new(self, slots: int = 1) -> State:
         return State(slots)
@@ -73,8 +76,11 @@ class Accumulator:
         raise NotImplementedError
 
     def count(self, state: State, batch: Batch) -> None:
-        """Add the chunk's rows to ``rows`` of the batch's slot (every update calls it once)."""
-        state.data["rows"][batch.slot] += len(batch)
+        """Add the chunk's rows to ``rows`` of the batch's slot(s) (every update calls it once)."""
+        if batch.groups is None:
+            state.data["rows"][batch.slot] += len(batch)
+        else:
+            state.data["rows"] += batch.group_counts(state.slots)
 
     def check(self, state: State) -> None:
         """A data error unless ``state`` has only arrays this accumulator declares, of their kinds."""
@@ -99,6 +105,7 @@ class Transformed(Accumulator):
     def __init__(self, inner: Accumulator, transform: Any) -> None:
         self.inner = inner
         self.transform = transform
+        self.grouped = inner.grouped
         self.key = inner.key
         self.fields = inner.fields
 
@@ -170,6 +177,7 @@ class Mean(Accumulator):
     """
 
     fields = {"total": "sum", "weight": "sum"}
+    grouped = True
 
     def __init__(self, kernel: Any, params: Mapping[str, Any], reduction: str = "mean") -> None:
         self.kernel = kernel
@@ -179,7 +187,13 @@ class Mean(Accumulator):
 
     def update(self, state: State, batch: Batch) -> None:
         total, weight, s = state.declare("total", "sum"), state.declare("weight", "sum"), batch.slot
-        if batch.weight is None:
+        if batch.groups is not None:
+            # One segmented sum for every group of the chunk.
+            values, slots = batch.per_row(self.kernel, self.params), state.slots
+            w = batch.weight
+            total += np.bincount(batch.groups, weights=values if w is None else values * w, minlength=slots)
+            weight += batch.group_counts(slots) if w is None else np.bincount(batch.groups, weights=w, minlength=slots)
+        elif batch.weight is None:
             # Shared with every state of the same kernel (MSE and RMSE sum once).
             total[s] += batch.row_total(self.kernel, self.params)
             weight[s] += float(len(batch))

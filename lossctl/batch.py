@@ -26,15 +26,40 @@ class Batch:
 
     Arrays are float64, shape ``(N,)`` for one value per row or ``(N, D)`` for
     a vector per row. ``weight`` is ``(N,)`` or ``None``. Kernels treat the
-    arrays as read-only. ``slot`` is the state slot the rows fold into.
+    arrays as read-only. ``slot`` is the state slot the rows fold into;
+    ``groups`` (int64 ``(N,)``), when given, the slot of each row instead.
     """
 
-    def __init__(self, y_true: F64, y_pred: F64, weight: F64 | None = None, slot: int = 0) -> None:
+    def __init__(
+        self, y_true: F64, y_pred: F64, weight: F64 | None = None, slot: int = 0, groups: NDArray[np.int64] | None = None
+    ) -> None:
         self.y_true = y_true
         self.y_pred = y_pred
         self.weight = weight
-        # The state slot every row of this chunk folds into (see lossctl.state).
+        # The state slot every row of this chunk folds into (see lossctl.state),
+        # or, with `groups`, the slot of each row (a sliced run: --by).
         self.slot = slot
+        self.groups = groups
+
+    def group_counts(self, slots: int) -> NDArray[np.int64]:
+        """Rows per slot of a grouped chunk (``slots`` long), computed once per chunk."""
+        cache = self.__dict__.setdefault("_group_counts", {})
+        if slots not in cache:
+            assert self.groups is not None
+            cache[slots] = np.bincount(self.groups, minlength=slots)
+        return cache[slots]
+
+    def by_group(self) -> list[Batch]:
+        """One batch per group present in a grouped chunk, each with its slot (rows in order)."""
+        assert self.groups is not None
+        order = np.argsort(self.groups, kind="stable")
+        sorted_groups = self.groups[order]
+        cuts = np.flatnonzero(np.diff(sorted_groups)) + 1
+        out = []
+        for rows in np.split(order, cuts):
+            weight = None if self.weight is None else self.weight[rows]
+            out.append(Batch(self.y_true[rows], self.y_pred[rows], weight, int(self.groups[rows[0]])))
+        return out
 
     def __len__(self) -> int:
         return int(self.y_true.shape[0])

@@ -39,12 +39,18 @@ SYNTAX = "expected NAME OP NUMBER with OP one of < <= > >= == != (e.g. 'mse < 0.
 
 @dataclass(frozen=True)
 class Check:
-    """One parsed check: ``mse < 0.25`` is name ``mse``, op ``<``, threshold ``0.25``."""
+    """One parsed check: ``mse < 0.25`` is name ``mse``, op ``<``, threshold ``0.25``.
+
+    ``scope`` is ``None`` for the overall value, ``"*"`` for every ``--by``
+    group (``auc[*] >= 0.85``), or the group's ``COL=VALUE`` pairs
+    (``auc[region=eu]``).
+    """
 
     expr: str
     name: str
     op: str
     threshold: float
+    scope: str | None = None
 
     def holds(self, value: float | None) -> bool:
         """Whether ``value`` satisfies the check; an undefined value never does."""
@@ -85,6 +91,15 @@ def parse_check(text: str) -> Check:
         raise UsageProblem(f"--check '{expr}': '{number}' is not a number; {SYNTAX}") from None
     if not math.isfinite(threshold):
         raise UsageProblem(f"--check '{expr}': the threshold must be a finite number, not '{number}'")
+    scope = None
+    scoped = re.match(r"^(?P<name>[^\[\]]+)\[(?P<scope>[^\[\]]*)\]$", name)
+    if scoped is not None:
+        scope = scoped.group("scope").strip()
+        if scope != "*" and not all("=" in part for part in scope.split(",")):
+            raise UsageProblem(f"--check '{expr}': write a group as NAME[COL=VALUE] (or NAME[*] for every group)")
+        return Check(expr=f"{name} {op} {number}", name=scoped.group("name"), op=op, threshold=threshold, scope=scope)
+    if "[" in name or "]" in name:
+        raise UsageProblem(f"--check '{expr}': write a group as NAME[COL=VALUE] (or NAME[*] for every group)")
     return Check(expr=f"{name} {op} {number}", name=name, op=op, threshold=threshold)
 
 
@@ -166,14 +181,72 @@ def outcome(check: Check, value: float | None, note: str | None = None) -> dict[
     return out
 
 
-def judge(bound: Sequence[Bound], results: Sequence[Any]) -> tuple[Mapping[str, Any], ...]:
-    """Evaluate bound checks against results (``MetricResult``-like: value, note, name, spec)."""
+def _group_text(group: Mapping[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in group.items())
+
+
+def _matches(scope: str, group: Mapping[str, Any]) -> bool:
+    """Whether ``COL=VALUE[,COL=VALUE]`` names this group (values compared as text; ``null`` is null)."""
+    wanted = dict(part.split("=", 1) for part in scope.split(","))
+    wanted = {k.strip(): v.strip() for k, v in wanted.items()}
+    if set(wanted) != set(group):
+        return False
+    return all(("null" if group[k] is None else str(group[k])) == v for k, v in wanted.items())
+
+
+def _judge_groups(check: Check, rows: list[Any]) -> dict[str, Any]:
+    """A group check: ``[*]`` holds when every group holds, ``[COL=VALUE]`` when that group does."""
+    scope = check.scope
+    assert scope is not None
+    if scope != "*":
+        rows = [g for g in rows if _matches(scope, g.group)]
+    failing = [g for g in rows if not check.holds(g.value)]
+    doc: dict[str, Any] = {
+        "expr": check.expr,
+        "name": check.name,
+        "op": check.op,
+        "threshold": check.threshold,
+        "passed": bool(rows) and not failing,
+        "groups": len(rows),
+    }
+    if scope != "*" and len(rows) == 1:
+        doc["value"] = rows[0].value
+    if not rows:
+        what = "no groups" if scope == "*" else f"no group {scope} in the data"
+        doc["note"] = f"{check.name}[{scope}] has no value ({what}); it fails"
+    elif failing:
+        shown = "; ".join(f"[{_group_text(g.group)}] = {g.value!r}" for g in failing[:10])
+        more = f" and {len(failing) - 10} more" if len(failing) > 10 else ""
+        doc["failing"] = [dict(g.group) for g in failing]
+        doc["note"] = (
+            f"{len(failing)} of {len(rows)} group(s) fail {check.op} {check.threshold!r} "
+            f"(undefined values fail): {shown}{more}"
+        )
+    return doc
+
+
+def judge(
+    bound: Sequence[Bound], results: Sequence[Any], grouped: Mapping[int, Sequence[Any]] | None = None
+) -> tuple[Mapping[str, Any], ...]:
+    """Evaluate bound checks against results (``MetricResult``-like: value, note, name, spec, group).
+
+    ``results`` are the overall results, one per spec; ``grouped`` the
+    results of every ``--by`` group by spec index.
+    """
     out = []
     for b in bound:
         r = results[b.index]
-        doc = outcome(b.check, r.value, r.note)
+        scope = b.check.scope
+        if scope is None:
+            doc = outcome(b.check, r.value, r.note)
+        else:
+            if grouped is None:
+                raise UsageProblem(f"--check '{b.check.expr}': a group check needs --by")
+            doc = _judge_groups(b.check, list(grouped.get(b.index, ())))
         doc["metric"] = r.name
         doc["spec"] = r.spec
         doc["added"] = b.added
+        if scope is not None:
+            doc["scope"] = scope
         out.append(doc)
     return tuple(out)

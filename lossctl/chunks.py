@@ -7,15 +7,19 @@ into one array per role. No metric logic.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from lossctl.batch import F64
 from lossctl.columns import RoleColumns, Selection
 from lossctl.errors import DataError
+from lossctl.groups import GroupIndex
 from lossctl.io import Table, rechunk
 from lossctl.io.base import prefetch
+from lossctl.params import did_you_mean
+
+GROUP = "group"
 
 
 def _role_array(role: RoleColumns, chunk: dict[str, np.ndarray]) -> F64:
@@ -32,23 +36,80 @@ def _role_array(role: RoleColumns, chunk: dict[str, np.ndarray]) -> F64:
     return values
 
 
-def _assemble(chunks: Iterator[dict[str, np.ndarray]], roles: list[RoleColumns]) -> Iterator[dict[str, F64]]:
-    """Column chunks of one table to ``{role: array}`` chunks."""
+def _assemble(
+    chunks: Iterator[dict[str, np.ndarray]], roles: list[RoleColumns], slicer: Slicer | None
+) -> Iterator[dict[str, F64]]:
+    """Column chunks of one table to ``{role: array}`` chunks (and ``group`` ids with ``--by``)."""
+    start = 0
     for chunk in chunks:
-        yield {role.role: _role_array(role, chunk) for role in roles}
+        out = {role.role: _role_array(role, chunk) for role in roles}
+        if slicer is not None:
+            out[GROUP] = slicer.ids(chunk, start)
+        start += len(next(iter(out.values())))
+        yield out
 
 
-def aligned_chunks(selection: Selection, rows: int) -> Iterator[tuple[int, dict[str, F64]]]:
-    """Yield ``(first_row, {role: array})`` with every role aligned, ``rows`` rows a chunk."""
+class Slicer:
+    """The ``--by`` columns of one table and their group ids (see ``lossctl.groups``)."""
+
+    def __init__(self, table: Table, columns: Sequence[str], index: GroupIndex, numeric: set[str]) -> None:
+        self.table = table
+        self.columns = tuple(columns)
+        self.index = index
+        # Columns that are also a role's are read as numbers once and encoded from those.
+        self.numeric = numeric
+
+    def converters(self) -> dict[str, object]:
+        label = self.table.label
+        return {
+            c: (lambda values, start, i=i: self.index.encode(i, values, label, start))
+            for i, c in enumerate(self.columns)
+            if c not in self.numeric
+        }
+
+    def ids(self, chunk: dict[str, np.ndarray], start: int) -> np.ndarray:
+        codes = [
+            self.index.encode(i, chunk[c], self.table.label, start) if c in self.numeric else chunk[c]
+            for i, c in enumerate(self.columns)
+        ]
+        return self.index.combine(codes)
+
+
+def slicer_for(selection: Selection, columns: Sequence[str], max_groups: int) -> Slicer:
+    """The ``--by`` columns, from the table that holds y_true (else y_pred's); a missing one is a data error."""
+    tables = [selection.y_true.table, selection.y_pred.table]
+    for table in tables:
+        if all(table.column(c) is not None for c in columns):
+            roles = [r for r in selection.roles() if r.table is table]
+            numeric = {c for c in columns if any(c in r.columns for r in roles)}
+            return Slicer(table, columns, GroupIndex(columns, max_groups), numeric)
+    table = tables[0]
+    missing = next(c for c in columns if table.column(c) is None)
+    hint = did_you_mean(missing, table.names) or "; columns are " + ", ".join(table.names[:30])
+    raise DataError(f"{table.label}: --by column '{missing}' does not exist{hint}")
+
+
+def aligned_chunks(
+    selection: Selection, rows: int, slicer: Slicer | None = None
+) -> Iterator[tuple[int, dict[str, F64]]]:
+    """Yield ``(first_row, {role: array})`` with every role aligned, ``rows`` rows a chunk.
+
+    With a ``slicer``, each chunk also has ``group``: the group id of every row.
+    """
     groups: dict[int, tuple[Table, list[RoleColumns]]] = {}
     for role in selection.roles():
         groups.setdefault(id(role.table), (role.table, []))[1].append(role)
     streams = []
     for table, roles in groups.values():
         names = list(dict.fromkeys(c for r in roles for c in r.columns))
+        own = slicer if slicer is not None and slicer.table is table else None
+        convert = None
+        if own is not None:
+            names += [c for c in own.columns if c not in names]
+            convert = own.converters()
         # Decoding, rechunking and assembling the role arrays run ahead in a
         # reader thread, overlapped with the metric kernels in this one.
-        assembled = _assemble(rechunk(table.chunks(names, rows), rows), roles)
+        assembled = _assemble(rechunk(table.chunks(names, rows, convert), rows), roles, own)
         streams.append((table, roles, prefetch(assembled)))
     if len(streams) > 1:
         counts = {t.label: t.num_rows for t, _, _ in streams}

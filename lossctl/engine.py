@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lossctl.batch import F64, Batch
-from lossctl.chunks import aligned_chunks
+from lossctl.chunks import GROUP, aligned_chunks, slicer_for
 from lossctl.columns import Selection, select
 from lossctl.errors import DataError, UsageProblem, ValueProblem
 from lossctl.finish import finish, signature
@@ -42,6 +42,8 @@ def finite_mask(arrays: dict[str, F64]) -> tuple[np.ndarray | None, dict[str, np
     bad_by_role: dict[str, np.ndarray] = {}
     # Callers run under np.errstate(all="ignore") (the lanes, run).
     for role, a in arrays.items():
+        if role == GROUP:
+            continue
         if np.isfinite(np.add.reduce(a, axis=None)):
             # A finite sum means no NaN and no infinity: one fast pass, no mask.
             # (A sum that overflows falls through to the exact check.)
@@ -117,7 +119,8 @@ class Lane:
                 label, source = describe(self.selection, "weight")
                 i = int(negative[0])
                 raise DataError(f"{label} row {start + i}: column '{source}': negative weight {weight[i]:g}")
-        batch = Batch(arrays["y_true"], arrays["y_pred"], weight)
+        groups = arrays.get(GROUP)
+        batch = Batch(arrays["y_true"], arrays["y_pred"], weight, groups=groups)
         if len(batch) == 0:
             return
         for r in plan.specs:
@@ -137,8 +140,23 @@ class Lane:
         if self.on_rows is not None:
             rows = np.arange(start, start + n, dtype=np.int64)
             self.on_rows(rows if kept is None else rows[kept], batch, plan.specs)
+        if groups is None:
+            for acc, state in self.updates:
+                acc.update(state, batch)
+            return
+        needed = int(groups.max()) + 1
+        parts: list[Batch] | None = None
         for acc, state in self.updates:
-            acc.update(state, batch)
+            if state.slots < needed:
+                # Groups appear as the rows come: grow geometrically, not by one.
+                state.grow(max(needed, 2 * state.slots))
+            if acc.grouped:
+                acc.update(state, batch)
+                continue
+            if parts is None:
+                parts = batch.by_group()
+            for part in parts:
+                acc.update(state, part)
 
 
 def _drive(lanes: list[Lane], chunks: Chunks, on_chunk: Callable[[int], None] | None) -> None:
@@ -267,12 +285,20 @@ def evaluate(
     )
     if selection.weight is not None and (len(selection.weight.columns) != 1):
         raise UsageProblem(f"--weight names {len(selection.weight.columns)} columns; give one")
-    stream = aligned_chunks(selection, request.chunk_size)
+    slicer = None
+    if request.by:
+        if request.max_groups < 1:
+            raise UsageProblem(f"--max-groups must be a positive number, not {request.max_groups}")
+        slicer = slicer_for(selection, tuple(dict.fromkeys(request.by)), request.max_groups)
+    stream = aligned_chunks(selection, request.chunk_size, slicer)
     first = next(stream, None)
-    plan = decide(specs, checks, selection, request.nan, None if first is None else first[1])
+    first_roles = None if first is None else {k: v for k, v in first[1].items() if k != GROUP}
+    plan = decide(specs, checks, selection, request.nan, first_roles, tuple(dict.fromkeys(request.by)))
     chunks: Chunks = itertools.chain([first], stream) if first is not None else iter(())
     partial = fold(plan, selection, chunks, on_chunk, on_rows)
     raise_first_problem(partial, selection, stream)
+    if slicer is not None:
+        partial.groups = list(slicer.index.keys)
     files = tuple(request.files) or tuple(dict.fromkeys(role.source for role in plan.roles.values()))
     return plan, partial, selection, files
 

@@ -15,6 +15,7 @@ from lossctl._version import __version__
 from lossctl.accumulate import Accumulator
 from lossctl.batch import EPSILON
 from lossctl.checks import judge
+from lossctl.groups import key_dict, sort_key
 from lossctl.partial import Partial
 from lossctl.plan import Plan
 from lossctl.registry import Resolved
@@ -22,7 +23,9 @@ from lossctl.results import Evaluation, InputSummary, MetricResult, RoleInfo
 from lossctl.state import State
 
 
-def result_of(r: Resolved, acc: Accumulator, state: State, slot: int = 0) -> MetricResult:
+def result_of(
+    r: Resolved, acc: Accumulator, state: State, slot: int = 0, group: Mapping[str, Any] | None = None
+) -> MetricResult:
     """One spec's result from its state's ``slot``.
 
     ``rows`` counts the rows that entered the state (scce's ``ignore_class``
@@ -42,6 +45,7 @@ def result_of(r: Resolved, acc: Accumulator, state: State, slot: int = 0) -> Met
         direction=r.entry.direction_for(r.kind),
         note=value.note,
         extra=extra,
+        group=group,
     )
 
 
@@ -54,10 +58,20 @@ def finish(
 ) -> Evaluation:
     """The evaluation of ``partial`` under ``plan`` (its errors were raised before)."""
     counted = partial.rows - partial.dropped
-    results = tuple(
-        result_of(r, acc, partial.states[acc.key])
-        for r, acc in zip(plan.specs, plan.accumulators, strict=True)
-    )
+    pairs = list(zip(plan.specs, plan.accumulators, strict=True))
+    groups = partial.groups
+    if groups is None:
+        states = partial.states
+    else:
+        # The overall value is the merge of every group's slot: no second update.
+        states = {key: state.collapse(len(groups)) for key, state in partial.states.items()}
+    results = tuple(result_of(r, acc, states[acc.key]) for r, acc in pairs)
+    grouped: dict[int, list[MetricResult]] = {}
+    if groups is not None:
+        for slot in sorted(range(len(groups)), key=lambda i: sort_key(groups[i])):
+            key = key_dict(plan.by, groups[slot])
+            for i, (r, acc) in enumerate(pairs):
+                grouped.setdefault(i, []).append(result_of(r, acc, partial.states[acc.key], slot, key))
     warnings: list[str] = [partial.warned[i][1] for i in sorted(partial.warned)]
     if partial.rows == 0:
         warnings.append("no rows: every value is undefined")
@@ -70,19 +84,28 @@ def finish(
             for r in results
             if r.value is None
         ]
+    undefined = [g for rows in grouped.values() for g in rows if g.value is None]
+    if undefined:
+        first = undefined[0]
+        where = ",".join(f"{k}={v}" for k, v in (first.group or {}).items())
+        warnings.append(
+            f"{len(undefined)} group result(s) undefined, e.g. {first.spec} [{where}]: {first.note}"
+        )
     warnings += extra_warnings
     roles = {
         role.role: RoleInfo(role.role, role.source, role.columns, role.picked, role.width)
         for role in plan.roles.values()
     }
     summary = InputSummary(files, roles, plan.task, partial.rows, partial.dropped)
+    by_group = tuple(g for slot_rows in zip(*grouped.values(), strict=True) for g in slot_rows) if grouped else ()
     return Evaluation(
         input=summary,
-        results=results,
+        results=results + by_group,
         version=__version__,
         signature=dict(signature),
         warnings=tuple(warnings),
-        checks=judge(plan.checks, results),
+        checks=judge(plan.checks, results, grouped if groups is not None else None),
+        by=plan.by,
     )
 
 

@@ -98,6 +98,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("nan", ("--nan",),
            "NaN or infinite values (or empty cells): stop (exit 3), drop those rows, or let them through as Keras would.  [default: error]",
            default="error", type=NAN_POLICIES, commands=_READ),
+    Option("by", ("--by",),
+           "Evaluate every loss and metric per group of COL as well as overall (repeatable: the observed "
+           "combinations of several columns), in the same pass.",
+           default=(), multiple=True, config="by", metavar="COL", commands=frozenset({EVAL})),
+    Option("max_groups", ("--max-groups",), "Stop (exit 3) past this many --by groups.  [default: 10000]",
+           default=10_000, type=int, metavar="N", commands=frozenset({EVAL})),
     Option("per_row", ("--per-row",),
            "Also write each row's loss (row number + one column per per-row loss) to FILE (.parquet or .csv), streaming.",
            metavar="FILE"),

@@ -8,6 +8,10 @@ order does not matter. ``lossctl.finish`` turns one into results.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 from lossctl.state import State
 from lossctl.state import merge as merge_states
 
@@ -23,9 +27,10 @@ class Partial:
         first_nan: ``(role, row)`` of the first such row, or ``None``.
         warned: per spec index, the first warning and the row it was met at.
         error: the first expected error and the first row of its chunk (never saved).
+        groups: with ``--by``, the key of each slot (slot ``i`` is group ``groups[i]``).
     """
 
-    __slots__ = ("states", "rows", "dropped", "bad", "first_nan", "warned", "error")
+    __slots__ = ("states", "rows", "dropped", "bad", "first_nan", "warned", "error", "groups")
 
     def __init__(
         self,
@@ -36,6 +41,7 @@ class Partial:
         first_nan: tuple[str, int] | None = None,
         warned: dict[int, tuple[int, str]] | None = None,
         error: tuple[int, BaseException] | None = None,
+        groups: list[tuple[Any, ...]] | None = None,
     ) -> None:
         self.states = states
         self.rows = rows
@@ -44,6 +50,7 @@ class Partial:
         self.first_nan = first_nan
         self.warned = {} if warned is None else warned
         self.error = error
+        self.groups = groups
 
 
 def _earlier(a: tuple[str, int] | None, b: tuple[str, int] | None) -> tuple[str, int] | None:
@@ -65,12 +72,28 @@ def merge(a: Partial, b: Partial) -> Partial:
         if i not in warned or first[0] < warned[i][0]:
             warned[i] = first
     errors = [e for e in (a.error, b.error) if e is not None]
+    a_states, b_states, groups = a.states, b.states, a.groups
+    if a.groups is not None and b.groups is not None and a.groups != b.groups[: len(a.groups)]:
+        # Slots are groups by key: map b's onto the union of both key lists.
+        position = {key: i for i, key in enumerate(a.groups)}
+        groups = list(a.groups)
+        targets = []
+        for key in b.groups:
+            if key not in position:
+                position[key] = len(groups)
+                groups.append(key)
+            targets.append(position[key])
+        index = np.array(targets, dtype=np.int64)
+        b_states = {k: s.relabel(index, max(len(groups), s.slots)) for k, s in b.states.items()}
+    elif b.groups is not None and (a.groups is None or len(b.groups) > len(a.groups)):
+        groups = b.groups
     return Partial(
-        states={key: merge_states(a.states[key], b.states[key]) for key in a.states},
+        states={key: merge_states(a_states[key], b_states[key]) for key in a.states},
         rows=a.rows + b.rows,
         dropped=a.dropped + b.dropped,
         bad=a.bad + b.bad,
         first_nan=_earlier(a.first_nan, b.first_nan),
         warned=warned,
         error=min(errors, key=lambda e: e[0]) if errors else None,
+        groups=groups,
     )

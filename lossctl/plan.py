@@ -44,7 +44,7 @@ class Plan:
     accumulator of each distinct key (the one that updates the shared state).
     """
 
-    __slots__ = ("specs", "checks", "roles", "task", "nan", "accumulators", "by_key")
+    __slots__ = ("specs", "checks", "roles", "task", "nan", "by", "accumulators", "by_key")
 
     def __init__(
         self,
@@ -53,8 +53,10 @@ class Plan:
         roles: dict[str, Role] | None = None,
         task: str | None = None,
         nan: str = "error",
+        by: tuple[str, ...] = (),
     ) -> None:
         self.specs = specs
+        self.by = tuple(by)
         self.checks = checks or []
         self.roles = roles or {}
         self.task = task
@@ -87,6 +89,7 @@ class Plan:
             },
             "task": self.task,
             "nan": self.nan,
+            "by": list(self.by),
         }
 
     @classmethod
@@ -102,7 +105,7 @@ class Plan:
                 name: Role(name, (sources or {}).get(name, ""), tuple(c["columns"]), False, c["width"])
                 for name, c in doc["columns"].items()
             }
-            plan = cls(specs, roles=roles, task=doc["task"], nan=doc["nan"])
+            plan = cls(specs, roles=roles, task=doc["task"], nan=doc["nan"], by=tuple(doc.get("by", ())))
         except UsageProblem:
             raise
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -126,7 +129,7 @@ class Plan:
         wb = {role: c["width"] for role, c in b["columns"].items()}
         if wa != wb:
             out.append(f"values per row {wa} vs {wb}")
-        for key in ("task", "nan"):
+        for key in ("task", "nan", "by"):
             if a[key] != b[key]:
                 out.append(f"{key} {a[key]} vs {b[key]}")
         return out
@@ -168,6 +171,7 @@ def decide(
     selection: Selection,
     nan: str,
     first: Mapping[str, F64] | None,
+    by: tuple[str, ...] = (),
 ) -> Plan:
     """The plan for this input: defaults by task, convenience names resolved, shapes checked.
 
@@ -190,7 +194,7 @@ def decide(
     roles = {
         rc.role: Role(rc.role, rc.table.label, rc.columns, rc.picked, widths.get(rc.role)) for rc in selection.roles()
     }
-    return Plan(specs, checks, roles, task, nan)
+    return Plan(specs, checks, roles, task, nan, by)
 
 
 def _resolve_convenience(r: Resolved, y_true: F64, y_pred: F64) -> Resolved:

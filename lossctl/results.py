@@ -106,6 +106,8 @@ class Evaluation:
     signature: Mapping[str, Any]
     warnings: tuple[str, ...] = ()
     checks: tuple[Mapping[str, Any], ...] = ()
+    # The --by columns: results then hold every spec overall (group None) and per group.
+    by: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -129,12 +131,23 @@ class Evaluation:
             "lossctl": self.version,
             "schema": 2,
             "input": self.input.to_dict(),
-            "results": [r.to_dict() for r in self.results],
+            "results": [self._result_dict(r) for r in self.results],
             "checks": [dict(c) for c in self.checks],
             "passed": self.passed,
             "signature": dict(self.signature),
             "warnings": list(self.warnings),
         }
+
+    def _result_dict(self, r: MetricResult) -> dict[str, Any]:
+        out = r.to_dict()
+        if self.by and r.group is None:
+            out["group"] = None
+        return out
+
+    @property
+    def overall(self) -> tuple[MetricResult, ...]:
+        """The results over all rows (one per spec), without the per-group ones."""
+        return tuple(r for r in self.results if r.group is None)
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per result: name, spec, kind, value, note, rows, params."""
@@ -146,6 +159,7 @@ class Evaluation:
                     "name": r.name,
                     "spec": r.spec,
                     "kind": r.kind,
+                    **({c: (None if r.group is None else r.group.get(c)) for c in self.by}),
                     "value": r.value,
                     "note": r.note,
                     "rows": r.rows,

@@ -120,6 +120,65 @@ class State:
     def names(self) -> list[str]:
         return list(self.data)
 
+    # -- slots ---------------------------------------------------------------
+
+    def grow(self, slots: int) -> None:
+        """Make room for ``slots`` slots (new slots are empty: each kind's identity)."""
+        extra = slots - self.slots
+        if extra <= 0:
+            return
+        for name, kind in self.kinds.items():
+            value = self.data[name]
+            if kind == "concat":
+                value.extend([] for _ in range(extra))
+            elif kind == "keyed":
+                keys, array = value
+                pad = np.zeros((extra, *array.shape[1:]), dtype=array.dtype)
+                self.data[name] = (keys, np.concatenate([array, pad]))
+            else:
+                pad = np.full((extra, *value.shape[1:]), _FILL[kind], dtype=value.dtype)
+                self.data[name] = np.concatenate([value, pad])
+        self.slots = slots
+
+    def relabel(self, targets: np.ndarray, slots: int) -> State:
+        """A new state of ``slots`` slots whose slot ``targets[i]`` is this state's slot ``i``."""
+        out = State(slots)
+        out.kinds, out.data = dict(self.kinds), {}
+        for name, kind in self.kinds.items():
+            value = self.data[name]
+            if kind == "concat":
+                lists: list[list[np.ndarray]] = [[] for _ in range(slots)]
+                for i, t in enumerate(targets.tolist()):
+                    lists[t] = list(value[i])
+                out.data[name] = lists
+                continue
+            keys, array = value if kind == "keyed" else (None, value)
+            moved = np.full((slots, *array.shape[1:]), 0 if kind == "keyed" else _FILL[kind], dtype=array.dtype)
+            moved[targets] = array[: len(targets)]
+            out.data[name] = (keys, moved) if kind == "keyed" else moved
+        return out
+
+    def collapse(self, slots: int | None = None) -> State:
+        """One slot holding the merge of slots ``0 .. slots-1`` (all of them by default)."""
+        n = self.slots if slots is None else slots
+        out = State(1)
+        out.kinds, out.data = dict(self.kinds), {}
+        for name, kind in self.kinds.items():
+            value = self.data[name]
+            if kind == "concat":
+                out.data[name] = [[c for slot in value[:n] for c in slot]]
+            elif kind == "keyed":
+                out.data[name] = (value[0], value[1][:n].sum(axis=0, keepdims=True))
+            elif kind == "sum":
+                out.data[name] = value[:n].sum(axis=0, keepdims=True)
+            elif kind == "max":
+                out.data[name] = value[:n].max(axis=0, keepdims=True) if n else value[:1].copy()
+            elif kind == "min":
+                out.data[name] = value[:n].min(axis=0, keepdims=True) if n else value[:1].copy()
+            else:
+                out.data[name] = _chan_all(value[:n]) if n else np.zeros((1, *value.shape[1:]))
+        return out
+
     # -- saving and loading ------------------------------------------------
 
     def parts(self) -> dict[str, list[np.ndarray]]:
@@ -228,7 +287,11 @@ def merge(a: State, b: State) -> State:
     kinds cannot be combined (a data error).
     """
     if a.slots != b.slots:
-        raise DataError(f"cannot merge a state of {a.slots} slots with one of {b.slots}")
+        # Slots are groups that grow with the data: the shorter state's extra slots are empty.
+        big = max(a.slots, b.slots)
+        a, b = (a.relabel(np.arange(a.slots), big) if a.slots < big else a), (
+            b.relabel(np.arange(b.slots), big) if b.slots < big else b
+        )
     out = State(a.slots)
     out.kinds, out.data = {}, {}
     for name in dict.fromkeys([*a.kinds, *b.kinds]):
@@ -333,6 +396,15 @@ def chan(x: F64, y: F64) -> F64:
     for row, (i, j) in enumerate(_pairs(v), start=1 + v):
         out[..., row, :] = x[..., row, :] + y[..., row, :] + deltas[i] * deltas[j] * cross
     return out
+
+
+def _chan_all(blocks: F64) -> F64:
+    """The combination of every co-moment block along axis 0, pairwise (log2 steps), kept as ``(1, ...)``."""
+    while len(blocks) > 1:
+        half = len(blocks) // 2
+        paired = chan(blocks[:half], blocks[half : 2 * half])
+        blocks = np.concatenate([paired, blocks[2 * half :]]) if len(blocks) % 2 else paired
+    return blocks.copy()
 
 
 def fold_comoments(state: State, name: str, block: F64, slot: int) -> None:

@@ -28,6 +28,7 @@ import numpy as np
 
 from lossctl._version import __version__
 from lossctl.errors import DataError, LossctlError, UsageProblem
+from lossctl.groups import jsonable
 from lossctl.partial import Partial
 from lossctl.plan import Plan
 from lossctl.state import State
@@ -123,6 +124,7 @@ def _header_and_pieces(plan: Plan, partial: Partial, files: Sequence[str]) -> tu
             "dropped": partial.dropped,
         },
         "warned": [[i, row, text] for i, (row, text) in sorted(partial.warned.items())],
+        "groups": None if partial.groups is None else [[jsonable(v) for v in key] for key in partial.groups],
         "states": states,
         "payload_bytes": offset,
     }
@@ -230,6 +232,18 @@ def _state(desc: Mapping[str, Any], payload: memoryview) -> State:
     return state
 
 
+def _groups(doc: Any, by: tuple[str, ...]) -> list[tuple[Any, ...]] | None:
+    """The group keys of a header (``None`` without ``--by``)."""
+    if doc is None:
+        if by:
+            raise DataError("the plan slices by " + ",".join(by) + " but the state holds no group keys")
+        return None
+    keys = [tuple(key) for key in doc]
+    if any(len(key) != len(by) for key in keys) or len(set(keys)) != len(keys):
+        raise DataError("state file is corrupt (group keys)")
+    return keys
+
+
 def load(path: str) -> Loaded:
     """Read and check one state file: exit 3 when unreadable, corrupt or truncated."""
     try:
@@ -250,6 +264,7 @@ def load(path: str) -> Loaded:
             rows=int(header["input"]["rows"]),
             dropped=int(header["input"]["dropped"]),
             warned={int(i): (int(row), str(text)) for i, row, text in header["warned"]},
+            groups=_groups(header.get("groups"), plan.by),
         )
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from None
@@ -257,6 +272,8 @@ def load(path: str) -> Loaded:
         raise DataError(f"{path}: state file is corrupt ({type(exc).__name__}: {exc})") from None
     if set(states) != set(plan.by_key):
         raise DataError(f"{path}: its states do not match its plan")
+    if partial.groups is not None and any(s.slots < len(partial.groups) for s in states.values()):
+        raise DataError(f"{path}: state file is corrupt (fewer slots than groups)")
     for key, acc in plan.by_key.items():
         try:
             acc.check(states[key])

@@ -18,6 +18,8 @@ import pyarrow.parquet as pq
 
 HERE = Path(__file__).resolve().parent
 SEED = 20261121
+REGIONS = ("north", "south", "east", "west")
+CHANNELS = ("web", "app", "store")
 
 
 def regression(rng: np.random.Generator, n: int = 3000) -> pa.Table:
@@ -25,12 +27,15 @@ def regression(rng: np.random.Generator, n: int = 3000) -> pa.Table:
     # Forecasts are positive rates (the deviance metrics need y_pred > 0).
     forecast = np.clip(demand * rng.normal(1.0, 0.12, size=n) + rng.normal(0.0, 2.0, size=n), 0.5, None)
     weight = rng.choice([1.0, 1.0, 2.0, 3.0], size=n)
+    store = rng.integers(1, 60, size=n)
     return pa.table(
         {
-            "store_id": pa.array(rng.integers(1, 60, size=n), pa.int32()),
+            "store_id": pa.array(store, pa.int32()),
             "y_true": demand,
             "y_pred": np.round(forecast, 3),
             "weight": weight,
+            # A slice to evaluate by (--by region): the store's region.
+            "region": np.array(REGIONS)[store % len(REGIONS)],
         }
     )
 
@@ -45,6 +50,8 @@ def binary(rng: np.random.Generator, n: int = 4000) -> pa.Table:
             "label": label,
             "score": score,
             "weight": rng.choice([1.0, 0.5, 2.0], size=n),
+            # A slice to evaluate by (--by channel): where the customer signed up.
+            "channel": np.array(CHANNELS)[np.arange(n) * 7 % 11 % len(CHANNELS)],
         }
     )
 

@@ -306,3 +306,33 @@ def test_state_file_never_loads_as_another_entry(entry: MetricDef, tmp_path: Any
         (tmp_path / "forged.lcstate").write_bytes(body + hashlib.sha256(body).digest())
         with pytest.raises(LossctlError):
             load(str(tmp_path / "forged.lcstate"))
+
+
+# --------------------------------------------------------------------------
+# Slices (--by): every entry, by being registered
+
+KEYS = np.array(["b", "a", "c"])
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_group_equals_a_plain_run_over_its_rows(entry: MetricDef, tmp_path: Any) -> None:
+    yt, yp = make_inputs(entry, 90, seed=16)
+    rng = np.random.default_rng(16)
+    w = rng.uniform(0.5, 2.0, 90)
+    keys = KEYS[rng.integers(0, 3, 90)]
+    keys[:3] = KEYS  # every group present
+    spec = _spec_text(entry)
+    path = _write(tmp_path, yt, yp, w)
+    table = pq.read_table(path).append_column("part", pa.array(keys))
+    pq.write_table(table, path, row_group_size=17)
+    sliced = lossctl.evaluate(path, metric=spec, weight="weight", by="part", chunk_size=13)
+    whole = lossctl.evaluate(path, metric=spec, weight="weight")
+    assert_same(sliced.results[0].value, whole.results[0].value, "overall")
+    groups = [r for r in sliced.results if r.group is not None]
+    assert [r.group["part"] for r in groups] == ["a", "b", "c"], "groups sorted by key"
+    for r in groups:
+        rows = keys == r.group["part"]
+        (tmp_path / r.group["part"]).mkdir()
+        alone = lossctl.evaluate(_write(tmp_path / r.group["part"], yt[rows], yp[rows], w[rows]), metric=spec, weight="weight")
+        assert_same(r.value, alone.results[0].value, f"group {r.group}")
+        assert r.rows == alone.results[0].rows

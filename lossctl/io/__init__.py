@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator, Sequence
 
 from lossctl.errors import DataError, UsageProblem
-from lossctl.io.base import Arrays, ColumnInfo, Table, natural_key, rechunk
+from lossctl.io.base import Arrays, ColumnInfo, Converters, Table, natural_key, rechunk
 
 __all__ = ["FORMATS", "Arrays", "ColumnInfo", "Table", "detect_format", "natural_key", "open_one", "open_table", "rechunk"]
 
@@ -122,9 +122,10 @@ class ConcatTable(Table):
         counts = [t.num_rows for t in self.tables]
         return None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
 
-    def chunks(self, names: Sequence[str], rows: int) -> Iterator[Arrays]:
+    def chunks(self, names: Sequence[str], rows: int, convert: Converters | None = None) -> Iterator[Arrays]:
+        # A converter keeps its own state (group ids) across the tables, in row order.
         for t in self.tables:
-            yield from t.chunks(names, rows)
+            yield from t.chunks(names, rows, convert)
 
 
 def open_table(paths: Sequence[str], input_format: str | None = None, delimiter: str | None = None) -> Table:

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from lossctl.errors import DataError
-from lossctl.io.base import Arrays, ColumnInfo, Table
+from lossctl.io.base import Arrays, ColumnInfo, Converters, Table
 
 BatchSource = Callable[[Sequence[str], int], Iterator[pa.RecordBatch]]
 
@@ -158,7 +158,8 @@ class ArrowTable(Table):
     def num_rows(self) -> int | None:
         return self._num_rows
 
-    def chunks(self, names: Sequence[str], rows: int) -> Iterator[Arrays]:
+    def chunks(self, names: Sequence[str], rows: int, convert: Converters | None = None) -> Iterator[Arrays]:
+        convert = convert or {}
         for name in dict.fromkeys(names):
             count = len(self.schema.get_all_field_indices(name))
             if count > 1:
@@ -168,7 +169,9 @@ class ArrowTable(Table):
         for batch in guarded(self.label, self._batches(names, rows)):
             out: Arrays = {}
             for name in names:
-                out[name] = to_numpy(batch.column(name), self.label, name, start)
+                special = convert.get(name)
+                column = batch.column(name)
+                out[name] = to_numpy(column, self.label, name, start) if special is None else special(column, start)
             start += batch.num_rows
             yield out
 

@@ -14,13 +14,16 @@ import queue
 import re
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 Arrays = dict[str, np.ndarray]
+# Per column, a conversion that replaces the float64 one: (values as read, an
+# Arrow array or a NumPy array; the chunk's first row) -> NumPy array.
+Converters = Mapping[str, Callable[[Any, int], np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,12 @@ class Table(ABC):
         return [c.name for c in self.columns]
 
     @abstractmethod
-    def chunks(self, names: Sequence[str], rows: int) -> Iterator[Arrays]:
-        """Yield the named columns in row order, chunks of about ``rows`` rows."""
+    def chunks(self, names: Sequence[str], rows: int, convert: Converters | None = None) -> Iterator[Arrays]:
+        """Yield the named columns in row order, chunks of about ``rows`` rows.
+
+        Columns are float64; a column named in ``convert`` is given to its
+        converter as read instead (``--by`` keys).
+        """
 
 
 def natural_key(text: str) -> tuple[object, ...]:

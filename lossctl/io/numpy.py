@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossctl.errors import DataError
-from lossctl.io.base import Arrays, ColumnInfo, Table, release_pages
+from lossctl.io.base import Arrays, ColumnInfo, Converters, Table, release_pages
 
 
 def _kind(dtype: np.dtype) -> str:
@@ -117,7 +117,8 @@ class NpyTable(Table):
     def num_rows(self) -> int:
         return int(self.array.shape[0])
 
-    def chunks(self, names: Sequence[str], rows: int) -> Iterator[Arrays]:
+    def chunks(self, names: Sequence[str], rows: int, convert: Converters | None = None) -> Iterator[Arrays]:
+        convert = convert or {}
         n = self.num_rows
         row_bytes = self.array.itemsize * (self.array.size // max(n, 1)) if n else 0
         released = 0
@@ -130,6 +131,9 @@ class NpyTable(Table):
             out: Arrays = {}
             for name in names:
                 values = part[name] if self.array.dtype.names else part
+                if name in convert:
+                    out[name] = convert[name](np.asarray(values), start)
+                    continue
                 values = _as_float(np.asarray(values), self.label, name, start)
                 if values.ndim > 2:
                     values = values.reshape(len(values), -1)
@@ -221,7 +225,8 @@ class NpzTable(Table):
             extra_len = int.from_bytes(header[28:30], "little")
         return info.header_offset + 30 + name_len + extra_len
 
-    def chunks(self, names: Sequence[str], rows: int) -> Iterator[Arrays]:
+    def chunks(self, names: Sequence[str], rows: int, convert: Converters | None = None) -> Iterator[Arrays]:
+        convert = convert or {}
         lengths = {n: self.row_count(n) for n in names}
         if len(set(lengths.values())) > 1:
             detail = ", ".join(f"'{n}' has {k}" for n, k in lengths.items())
@@ -229,6 +234,9 @@ class NpzTable(Table):
         streams = [self._stream(n, rows) for n in names]
         start = 0
         for parts in zip(*streams, strict=True):
-            out = {n: _as_float(np.asarray(p), self.label, n, start) for n, p in zip(names, parts, strict=True)}
+            out = {
+                n: convert[n](np.asarray(p), start) if n in convert else _as_float(np.asarray(p), self.label, n, start)
+                for n, p in zip(names, parts, strict=True)
+            }
             start += len(parts[0])
             yield out

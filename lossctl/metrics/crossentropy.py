@@ -163,7 +163,8 @@ class IgnoreClass(Mean):
         keep = batch.y_true != self.ignore_class
         if not keep.all():
             weight = None if batch.weight is None else batch.weight[keep]
-            batch = Batch(batch.y_true[keep], batch.y_pred[keep], weight, batch.slot)
+            groups = None if batch.groups is None else batch.groups[keep]
+            batch = Batch(batch.y_true[keep], batch.y_pred[keep], weight, batch.slot, groups)
         if len(batch):
             super().update(state, batch)
 
