@@ -275,6 +275,9 @@ def evaluate(
     if request.nan not in NAN_POLICIES:
         raise UsageProblem(f"--nan must be one of {', '.join(NAN_POLICIES)}, not '{request.nan}'")
     specs, checks = requested(request.losses, request.metrics, request.checks)
+    scoped = next((b.check for b in checks if b.check.scope is not None), None)
+    if scoped is not None and not request.by:
+        raise UsageProblem(f"--check '{scoped.expr}': a group check needs --by COL")
     table = open_table(request.files, request.input_format, request.delimiter) if request.files else None
     selection = select(
         table,

@@ -6,7 +6,7 @@ distinct values become Python objects), a NumPy column through
 ``np.unique``. Values get a code per column in order of first appearance;
 the observed combinations of the columns' codes get the group ids, again in
 order of first appearance, so the ids depend only on the row order. Null
-(and NaN) is a key of its own. More groups than ``max_groups`` is a data
+(NaN, an empty text cell) is a key of its own. More groups than ``max_groups`` is a data
 error.
 """
 
@@ -31,6 +31,8 @@ def _plain(value: Any) -> Any:
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
         return None
+    if isinstance(value, str) and not value.strip():
+        return None  # an empty CSV cell is a missing key, as it is a missing number
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value

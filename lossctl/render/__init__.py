@@ -79,3 +79,23 @@ def checks_summary(evaluation: Evaluation) -> str:
     if not failed:
         return f"all {len(checks)} {noun} passed" if len(checks) > 1 else "1 check passed"
     return f"{len(failed)} of {len(checks)} {noun} failed: {'; '.join(failed)}"
+
+
+def group_grid(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]:
+    """The ``--by`` results as a compact grid: one row per group, one column per spec.
+
+    Headers are the ``--by`` columns, then each spec (with ↓/↑), then ``rows``;
+    undefined values show as ``—``. Empty without ``--by``.
+    """
+    if not evaluation.by:
+        return [], []
+    specs = [r for r in evaluation.results if r.group is None]
+    headers = [*evaluation.by, *(f"{r.spec} {'↓' if r.direction == 'min' else '↑'}" for r in specs), "rows"]
+    grouped = [r for r in evaluation.results if r.group is not None]
+    rows = []
+    for i in range(0, len(grouped), len(specs)):
+        block = grouped[i : i + len(specs)]
+        group = block[0].group or {}
+        key = ["null" if group.get(c) is None else str(group.get(c)) for c in evaluation.by]
+        rows.append([*key, *(format_value(r.value) for r in block), f"{max(r.rows for r in block):,}"])
+    return headers, rows

@@ -26,14 +26,17 @@ def to_csv(evaluation: Evaluation) -> str:
     """Serialize the results as CSV text (``\\n`` line ends)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    by = list(evaluation.by)
+    writer.writerow([*COLUMNS[:3], *by, *COLUMNS[3:]])
     for r in evaluation.results:
+        key = ["" if r.group is None or r.group.get(c) is None else str(r.group.get(c)) for c in by]
         extra = {k: v for k, v in r.extra.items() if k != "resolved_from"}
         writer.writerow(
             [
                 r.name,
                 r.spec,
                 r.kind,
+                *key,
                 "" if r.value is None else repr(float(r.value)),
                 r.note or "",
                 r.rows,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from lossctl.render import checks_summary, display_name, format_value
+from lossctl.render import checks_summary, display_name, format_value, group_grid
 from lossctl.results import Evaluation
 
 _SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
@@ -63,9 +63,14 @@ def to_markdown(evaluation: Evaluation) -> str:
     lines += [summary, ""]
     lines.append(_row(["name", "kind", "value", "", "note"]))
     lines.append("| --- | --- | ---: | :---: | --- |")
-    for r in evaluation.results:
+    for r in evaluation.overall:
         arrow = "↓" if r.direction == "min" else "↑"
         lines.append(_row([code(display_name(r)), r.kind, format_value(r.value), arrow, escape(r.note or "")]))
+    headers, rows = group_grid(evaluation)
+    if headers:
+        lines += ["", f"**By {escape(', '.join(evaluation.by))}**", "", _row([escape(h) for h in headers])]
+        lines.append("| " + " | ".join("---" if i < len(evaluation.by) else "---:" for i in range(len(headers))) + " |")
+        lines += [_row([escape(c) for c in row]) for row in rows]
     if evaluation.checks:
         lines += ["", _row(["check", "value", "result", "note"]), "| --- | ---: | :---: | --- |"]
         for c in evaluation.checks:

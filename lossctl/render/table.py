@@ -13,7 +13,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from lossctl.render import checks_summary, display_name, format_value
+from lossctl.render import checks_summary, display_name, format_value, group_grid
 from lossctl.results import Evaluation
 
 SIGNIFICANT = 6
@@ -42,7 +42,8 @@ def _checks_table(evaluation: Evaluation) -> Table:
         note = str(c.get("note") or "")
         if c.get("added"):
             note = (note + "; " if note else "") + "evaluated for this check"
-        table.add_row(str(c.get("expr")), format_value(c.get("value")), mark, note)
+        # Text, not markup: notes hold brackets ([channel=web]) that rich would take for styles.
+        table.add_row(Text(str(c.get("expr"))), format_value(c.get("value")), mark, Text(note))
     return table
 
 
@@ -59,10 +60,18 @@ def to_table(evaluation: Evaluation, *, width: int | None = None, color: bool = 
     table.add_column("value", justify="right")
     table.add_column("", justify="center")
     table.add_column("note")
-    for r in evaluation.results:
+    for r in evaluation.overall:
         arrow = "↓" if r.direction == "min" else "↑"
-        table.add_row(display_name(r), r.kind, format_value(r.value), arrow, r.note or "")
+        table.add_row(Text(display_name(r)), r.kind, format_value(r.value), arrow, Text(r.note or ""))
     parts: list[Table | Text] = [table]
+    headers, rows = group_grid(evaluation)
+    if headers:
+        groups = Table(title=f"by {', '.join(evaluation.by)}", title_justify="left")
+        for i, h in enumerate(headers):
+            groups.add_column(h, justify="left" if i < len(evaluation.by) else "right")
+        for row in rows:
+            groups.add_row(*(Text(cell) for cell in row))
+        parts += [Text(""), groups]
     if evaluation.checks:
         parts += [Text(""), _checks_table(evaluation)]
     buf = io.StringIO()
