@@ -45,6 +45,9 @@ def eval_command(
     ./lossctl.toml or [tool.lossctl] in ./pyproject.toml; an option given
     here replaces the configured value.
 
+    With --by COL, every value is also computed per group of COL (and the
+    observed combinations of several --by columns), in the same pass.
+
     With --save-state FILE, the run's partial states are written too: run
     eval on each shard of a dataset, then 'lossctl merge' the states for the
     result one pass over all rows gives.
@@ -59,6 +62,7 @@ def eval_command(
       lossctl eval sample_data/regression.csv -l mse --check "mse < 30" --check "r2 >= 0.5"
       lossctl eval sample_data/binary.csv -m auc --check "auc >= 0.8" -f markdown
       lossctl eval --true sample_data/multiclass_labels.npy --pred sample_data/multiclass_probs.npy -m acc
+      lossctl eval sample_data/binary.csv -m auc,acc --by channel --check "auc[*] >= 0.8"
       lossctl eval sample_data/regression.parquet -l mse,mae -m rmse --save-state shard.lcstate
     """
     from lossctl.api import run
