@@ -355,8 +355,16 @@ def _pairs(v: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(v) for j in range(i, v)]
 
 
-def comoments(variables: list[F64], weight: F64 | None) -> F64:
-    """The co-moment block ``(K, C)`` of one chunk; each variable is ``(N, C)``."""
+def comoments(
+    variables: list[F64], weight: F64 | None, groups: np.ndarray | None = None, slots: int = 1
+) -> F64:
+    """The co-moment block ``(K, C)`` of one chunk; each variable is ``(N, C)``.
+
+    With ``groups`` (the slot of each row), one block per slot: ``(slots, K, C)``,
+    from segmented sums (a slot without rows has weight 0 and changes nothing).
+    """
+    if groups is not None:
+        return _segment_comoments(variables, weight, groups, slots)
     n = len(variables[0])
     cols = variables[0].shape[1]
     v = len(variables)
@@ -379,6 +387,28 @@ def comoments(variables: list[F64], weight: F64 | None) -> F64:
         else:
             block[row] = np.einsum("i,ij,ij->j", weight, devs[i], devs[j])
     return block
+
+
+def _segment_comoments(variables: list[F64], weight: F64 | None, groups: np.ndarray, slots: int) -> F64:
+    cols = variables[0].shape[1]
+    v = len(variables)
+    blocks = np.zeros((slots, 1 + v + v * (v + 1) // 2, cols))
+    totals = np.bincount(groups, weights=weight, minlength=slots).astype(np.float64)
+    safe = np.where(totals > 0, totals, 1.0)
+    blocks[:, 0, :] = totals[:, None]
+    devs = []
+    for i, x in enumerate(variables):
+        for c in range(cols):
+            column = x[:, c] if weight is None else x[:, c] * weight
+            blocks[:, 1 + i, c] = np.bincount(groups, weights=column, minlength=slots) / safe
+        devs.append(x - blocks[groups, 1 + i, :])
+    for row, (i, j) in enumerate(_pairs(v), start=1 + v):
+        prod = devs[i] * devs[j]
+        if weight is not None:
+            prod *= weight[:, None]
+        for c in range(cols):
+            blocks[:, row, c] = np.bincount(groups, weights=prod[:, c], minlength=slots)
+    return blocks
 
 
 def chan(x: F64, y: F64) -> F64:
@@ -407,7 +437,11 @@ def _chan_all(blocks: F64) -> F64:
     return blocks.copy()
 
 
-def fold_comoments(state: State, name: str, block: F64, slot: int) -> None:
-    """Combine a chunk's co-moment block into ``slot`` of array ``name``."""
+def fold_comoments(state: State, name: str, block: F64, slot: int | None) -> None:
+    """Combine a chunk's co-moment block into ``slot`` of array ``name`` (every slot's: ``slot=None``)."""
+    if slot is None:
+        array = state.declare(name, "comoment", block.shape[1:])
+        array[:] = chan(array, block)
+        return
     array = state.declare(name, "comoment", block.shape)
     array[slot] = chan(array[slot], block)

@@ -52,6 +52,7 @@ class CoMoments(Accumulator):
     """
 
     fields = {"comoment": "comoment"}
+    grouped = True
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         # Pearson and concordance take no parameters; explained variance's only change the finish.
@@ -60,7 +61,11 @@ class CoMoments(Accumulator):
     def update(self, state: State, batch: Batch) -> None:
         variables = [_as_columns(batch.y_true), _as_columns(batch.y_pred), _as_columns(-batch.diff)]
         # A chunk of zero weight only counts rows; its (zero) moments fold in harmlessly.
-        fold_comoments(state, "comoment", comoments(variables, batch.weight), batch.slot)
+        if batch.groups is None:
+            fold_comoments(state, "comoment", comoments(variables, batch.weight), batch.slot)
+        else:
+            blocks = comoments(variables, batch.weight, batch.groups, state.slots)
+            fold_comoments(state, "comoment", blocks, None)
         self.count(state, batch)
 
     def undefined(self, state: State, slot: int) -> Value | None:

@@ -206,6 +206,7 @@ class R2(Accumulator):
     """
 
     fields = {"comoment": "comoment", "ssr": "sum", "elements": "sum"}
+    grouped = True
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.class_aggregation: str = params["class_aggregation"]
@@ -213,6 +214,9 @@ class R2(Accumulator):
         self.key = state_key("r2", R2, {})
 
     def update(self, state: State, batch: Batch) -> None:
+        if batch.groups is not None:
+            self._update_groups(state, batch)
+            return
         if batch.y_true.ndim == 1 and batch.weight is None and len(batch):
             # One unweighted column, the benchmarked case: the moments in three reductions.
             n = len(batch)
@@ -234,6 +238,21 @@ class R2(Accumulator):
         fold_comoments(state, "comoment", block, s)
         state.declare("ssr", "sum", (columns,))[s] += ssr
         state.declare("elements", "sum", (), np.int64)[s] += len(batch) * columns
+        self.count(state, batch)
+
+    def _update_groups(self, state: State, batch: Batch) -> None:
+        """Every group of a sliced chunk at once: segmented co-moments and sums."""
+        y = batch.y_true if batch.y_true.ndim == 2 else batch.y_true[:, None]
+        sq = batch.sq_diff if batch.sq_diff.ndim == 2 else batch.sq_diff[:, None]
+        groups, slots, columns = batch.groups, state.slots, y.shape[1]
+        assert groups is not None
+        fold_comoments(state, "comoment", comoments([y], batch.weight, groups, slots), None)
+        if batch.weight is not None:
+            sq = sq * batch.weight[:, None]
+        ssr = state.declare("ssr", "sum", (columns,))
+        for c in range(columns):
+            ssr[:, c] += np.bincount(groups, weights=sq[:, c], minlength=slots)
+        state.declare("elements", "sum", (), np.int64)[:] += batch.group_counts(slots) * columns
         self.count(state, batch)
 
     def finish(self, state: State, slot: int = 0) -> Value:

@@ -28,7 +28,10 @@ def to_csv(evaluation: Evaluation) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     by = list(evaluation.by)
     writer.writerow([*COLUMNS[:3], *by, *COLUMNS[3:]])
+    params: dict[str, str] = {}  # per spec: the same for every group
     for r in evaluation.results:
+        if r.spec not in params:
+            params[r.spec] = _json(dict(r.params))
         key = ["" if r.group is None or r.group.get(c) is None else str(r.group.get(c)) for c in by]
         extra = {k: v for k, v in r.extra.items() if k != "resolved_from"}
         writer.writerow(
@@ -41,7 +44,7 @@ def to_csv(evaluation: Evaluation) -> str:
                 r.note or "",
                 r.rows,
                 r.direction,
-                _json(dict(r.params)),
+                params[r.spec],
                 r.extra.get("resolved_from") or "",
                 _json(extra) if extra else "",
             ]
