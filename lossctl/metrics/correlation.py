@@ -24,9 +24,10 @@ import numpy as np
 
 from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import EPSILON, F64, Batch
+from lossctl.comoments import comoments, fold_comoments
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, register
-from lossctl.state import State, comoments, fold_comoments
+from lossctl.state import State
 
 _SAME = "y_true and y_pred of the same shape: (N,) or (N, D); real values"
 

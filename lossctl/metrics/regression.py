@@ -15,9 +15,10 @@ import numpy as np
 
 from lossctl.accumulate import Accumulator, Mean, Transformed, Value, state_key
 from lossctl.batch import EPSILON, F64, Batch, row_mean
+from lossctl.comoments import comoments, fold_comoments
 from lossctl.params import Param
 from lossctl.registry import Example, MetricDef, kernel, register
-from lossctl.state import State, comoments, fold_comoments
+from lossctl.state import State
 
 LOG2 = math.log(2.0)
 
