@@ -64,7 +64,7 @@ class Option:
         if value is None:
             return self.default
         if self.multiple:
-            if isinstance(value, str):
+            if isinstance(value, str) or callable(value):
                 return (value,)
             return tuple(value)
         if isinstance(self.type, tuple) and isinstance(value, str):
@@ -74,6 +74,8 @@ class Option:
 
 EVAL, WORST, INSPECT = "eval", "worst", "inspect"
 _READ = frozenset({EVAL, WORST, INSPECT})
+# Every command that resolves loss and metric names.
+_NAMES = frozenset({EVAL, WORST, "list", "explain"})
 
 OPTIONS: tuple[Option, ...] = (
     Option("losses", ("-l", "--loss"), "Loss(es) to evaluate: NAME[:key=value...], comma lists allowed, repeatable.",
@@ -98,6 +100,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("nan", ("--nan",),
            "NaN or infinite values (or empty cells): stop (exit 3), drop those rows, or let them through as Keras would.  [default: error]",
            default="error", type=NAN_POLICIES, commands=_READ),
+    Option("plugins", ("--plugin",),
+           "Custom losses: a Python file (PATH.py) or module (package.module) whose functions "
+           "fn(y_true, y_pred) become names; repeatable. A plugin is code: it runs.",
+           default=(), multiple=True, config="plugins", metavar="PATH.py|MODULE", commands=_NAMES),
     Option("per_row", ("--per-row",),
            "Also write each row's loss (row number + one column per per-row loss) to FILE (.parquet or .csv), streaming.",
            metavar="FILE"),

@@ -2,7 +2,8 @@
 
 As sqlite-utils' test_docs.py does: the generated reference is compared with
 a fresh generation, and every ``lossctl`` command in a README code block is
-run on sample_data/ (exit 0, or 1 when a ``--check`` fails on purpose).
+run on sample_data/ (exit 0, or 1 when a ``--check`` fails on purpose), with the example plugins
+of examples/plugins/ at hand.
 """
 
 from __future__ import annotations
@@ -91,8 +92,14 @@ def test_readme_has_lossctl_commands() -> None:
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One folder for the README's commands, in order (a merge reads the states saved before it)."""
     path = tmp_path_factory.mktemp("readme")
-    (path / "sample_data").symlink_to(ROOT / "sample_data")
+    _link_data(path)
     return path
+
+
+def _link_data(path: Path) -> None:
+    """sample_data/ and the example plugins, as in the repository."""
+    (path / "sample_data").symlink_to(ROOT / "sample_data")
+    (path / "examples").symlink_to(ROOT / "examples")
 
 
 @pytest.mark.parametrize("command", README_COMMANDS or ["(none)"])
@@ -133,7 +140,7 @@ def help_examples(name: str) -> list[str]:
 
 @pytest.mark.parametrize("name", sorted(cli.commands))
 def test_help_examples_run(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
+    _link_data(tmp_path)
     monkeypatch.chdir(tmp_path)
     examples = help_examples(name)
     assert examples, f"'lossctl {name} --help' shows no example"
