@@ -182,12 +182,18 @@ class PluginKernel:
         n = len(batch)
         try:
             out = fn(_keras_view(batch.y_true), _keras_view(batch.y_pred), **keywords)
-            values = _as_values(out)
         except Exception as exc:  # noqa: BLE001 - the user's code: a data error naming it
             text = " ".join(str(exc).split())
             if "read-only" in text:
                 text += " (the arrays are shared: copy one before changing it in place)"
             raise ValueProblem(None, 0, f"{self.where}: raised {type(exc).__name__}: {text}") from exc
+        try:
+            values = _as_values(out)
+        except Exception as exc:  # noqa: BLE001 - whatever the array library raises
+            text = " ".join(str(exc).split())
+            raise ValueProblem(
+                None, 0, f"{self.where}: returned {type(out).__name__}, not numbers (numpy.asarray: {text})"
+            ) from exc
         if values.ndim == 2 and values.shape[1] == 1:
             values = values[:, 0]
         if values.ndim != 1 or len(values) != n:
@@ -361,8 +367,8 @@ def differences(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) 
         return {e["name"]: d["sha256"] for d in docs for e in d["entries"]}
 
     ca, cb = code(a), code(b)
-    return [
-        f"plugin code of {name}: sha256 {ca[name][:12]} vs {cb[name][:12]}"
-        for name in sorted(ca.keys() & cb.keys())
-        if ca[name] != cb[name]
-    ]
+    changed: dict[tuple[str, str], list[str]] = {}
+    for name in sorted(ca.keys() & cb.keys()):
+        if ca[name] != cb[name]:
+            changed.setdefault((ca[name], cb[name]), []).append(name)
+    return [f"plugin code of {', '.join(names)}: sha256 {x[:12]} vs {y[:12]}" for (x, y), names in changed.items()]

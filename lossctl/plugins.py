@@ -64,7 +64,9 @@ class Plugin:
     entries: tuple[PluginDef, ...]
 
 
-_CACHE: dict[tuple[str, str], Plugin] = {}
+# Loaded plugins by (name as given, file, content hash); their modules by (file, content hash).
+_CACHE: dict[tuple[str, str, str], Plugin] = {}
+_MODULES: dict[tuple[str, str], types.ModuleType] = {}
 _CALLABLES: weakref.WeakKeyDictionary[Any, PluginDef] = weakref.WeakKeyDictionary()
 _LOCK = threading.RLock()
 
@@ -259,23 +261,25 @@ def _load_file(name: str) -> Plugin:
         raise UsageProblem(f"plugin {name}: cannot read: {exc.strerror or exc}") from None
     sha = hashlib.sha256(data).hexdigest()
     path = os.path.abspath(name)
-    key = (os.path.realpath(name), sha)
+    key = (name, os.path.realpath(name), sha)
     if key in _CACHE:
         return _CACHE[key]
-    stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(name))[0])
-    module_name = f"lossctl_plugin_{stem}_{sha[:12]}"
-    module = types.ModuleType(module_name)
-    module.__file__ = path
-    sys.modules[module_name] = module
-    try:
-        # The bytes hashed are the bytes run.
-        exec(compile(data, path, "exec"), module.__dict__)  # noqa: S102 - a plugin is code the user named
-    except (Exception, SystemExit) as exc:
-        del sys.modules[module_name]
-        raise UsageProblem(f"plugin {name}: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
-    plugin = _discover(module, Source(name, sha, path))
-    _CACHE[key] = plugin
-    return plugin
+    # The same file named another way is not run again: its module is shared.
+    module = _MODULES.get(key[1:])
+    if module is None:
+        stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(name))[0])
+        module = types.ModuleType(f"lossctl_plugin_{stem}_{sha[:12]}")
+        module.__file__ = path
+        sys.modules[module.__name__] = module
+        try:
+            # The bytes hashed are the bytes run.
+            exec(compile(data, path, "exec"), module.__dict__)  # noqa: S102 - a plugin is code the user named
+        except (Exception, SystemExit) as exc:
+            del sys.modules[module.__name__]
+            raise UsageProblem(f"plugin {name}: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
+        _MODULES[key[1:]] = module
+    _CACHE[key] = _discover(module, Source(name, sha, path))
+    return _CACHE[key]
 
 
 def _load_module(name: str) -> Plugin:
@@ -298,7 +302,7 @@ def _load_module(name: str) -> Plugin:
             sha = hashlib.sha256(fh.read()).hexdigest()
     except OSError:
         raise UsageProblem(f"plugin {name}: has no source file (its content hash is recorded)") from None
-    key = (name, sha)
+    key = (name, os.path.realpath(path or ""), sha)
     if key not in _CACHE:
         _CACHE[key] = _discover(module, Source(name, sha, path))
     return _CACHE[key]
@@ -314,7 +318,12 @@ def load(name: str) -> Plugin:
 def loaded(names: Sequence[str]) -> Iterator[list[Plugin]]:
     """Load plugins and register their entries for the ``with`` block (a shadowed name: exit 2)."""
     with ExitStack() as stack:
-        plugins = [load(n) for n in dict.fromkeys(names)]
+        plugins: list[Plugin] = []
+        for name in dict.fromkeys(names):
+            plugin = load(name)
+            same = (os.path.realpath(plugin.source.path or ""), plugin.source.sha256)
+            if not any((os.path.realpath(p.source.path or ""), p.source.sha256) == same for p in plugins):
+                plugins.append(plugin)
         for plugin in plugins:
             stack.enter_context(plugins_registered(plugin.entries, f"plugin {plugin.source.name}"))
         yield plugins

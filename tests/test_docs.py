@@ -59,10 +59,10 @@ def _code_blocks(markdown: str) -> list[str]:
     return re.findall(r"^```[^\n]*\n(.*?)^```", markdown, re.M | re.S)
 
 
-def readme_commands() -> list[str]:
+def readme_commands(path: Path = README) -> list[str]:
     """``lossctl`` commands of the README's code blocks (continuations joined, prompts dropped)."""
     commands: list[str] = []
-    for block in _code_blocks(README.read_text(encoding="utf-8")):
+    for block in _code_blocks(path.read_text(encoding="utf-8")):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.strip().removeprefix("$ ")
             if line.startswith(PREFIXES):
@@ -82,6 +82,8 @@ def _argv(command: str) -> list[str] | None:
 
 
 README_COMMANDS = readme_commands()
+# docs/plugins.md's commands run the same way, after the README's.
+PLUGIN_DOC_COMMANDS = readme_commands(ROOT / "docs" / "plugins.md")
 
 
 def test_readme_has_lossctl_commands() -> None:
@@ -112,6 +114,11 @@ def test_readme_command_runs(command: str, monkeypatch: pytest.MonkeyPatch, work
     monkeypatch.chdir(workdir)
     result = CliRunner().invoke(cli, args)
     assert result.exit_code in (0, 1), f"{command}\nexit {result.exit_code}: {result.stderr or result.output}"
+
+
+@pytest.mark.parametrize("command", PLUGIN_DOC_COMMANDS)
+def test_plugin_doc_command_runs(command: str, monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
+    test_readme_command_runs(command, monkeypatch, workdir)
 
 
 def test_placeholders_are_recognised() -> None:
