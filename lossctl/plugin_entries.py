@@ -23,6 +23,7 @@ import re
 import shlex
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -118,6 +119,12 @@ def _mean(identity: Callable[[], str], kernel: PluginKernel) -> Callable[[Mappin
 # The kernel adapter
 
 
+def _quiet_torch() -> None:
+    """Torch warns on every read-only array it is given (Keras's torch backend): they are read-only on purpose."""
+    if "torch" in sys.modules:
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+
+
 def _keras_view(a: F64) -> F64:
     """A read-only 2-D view: ``(N,)`` becomes ``(N, 1)`` as Keras batches a scalar column."""
     view = a[:, None] if a.ndim == 1 else a.view()
@@ -153,6 +160,7 @@ class PluginKernel:
         self.factory = factory
         self._made: dict[tuple[tuple[str, Any], ...], Callable[..., Any]] = {}
         self._lock = threading.Lock()
+        self._quieted = False
 
     def prepare(self, params: Mapping[str, Any]) -> Callable[..., Any]:
         """The loss for these parameters; a factory that fails or returns no loss is a usage error."""
@@ -180,6 +188,9 @@ class PluginKernel:
             fn, keywords = self.prepare(params), {}
         assert fn is not None
         n = len(batch)
+        if not self._quieted:
+            _quiet_torch()
+            self._quieted = True
         try:
             out = fn(_keras_view(batch.y_true), _keras_view(batch.y_pred), **keywords)
         except Exception as exc:  # noqa: BLE001 - the user's code: a data error naming it

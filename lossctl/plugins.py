@@ -50,7 +50,8 @@ from lossctl.registry import entries, plugins_registered
 F = TypeVar("F", bound=Callable[..., Any])
 
 TASKS = ("regression", "binary", "multiclass", "multilabel")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+# Letters, digits, _ and - (a "." would read as a check's bound, "auc.low").
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
@@ -80,11 +81,11 @@ def _mark(fn: F | None, kind: str, direction: str, name: str | None, aliases: An
     if direction not in ("min", "max"):
         raise ValueError(f"direction must be 'min' (lower is better) or 'max', not {direction!r}")
     if name is not None and not (isinstance(name, str) and _NAME.match(name)):
-        raise ValueError(f"name must be a word (letters, digits, _ . -), not {name!r}")
+        raise ValueError(f"name must be a word (letters, digits, _ and -), not {name!r}")
     aliases = (aliases,) if isinstance(aliases, str) else tuple(aliases or ())
     for alias in aliases:
         if not (isinstance(alias, str) and _NAME.match(alias)):
-            raise ValueError(f"aliases must be words (letters, digits, _ . -), not {alias!r}")
+            raise ValueError(f"aliases must be words (letters, digits, _ and -), not {alias!r}")
     if task is not None and not all(t in TASKS for t in task.split("|")):
         raise ValueError(f"task must be one of {', '.join(TASKS)} (several joined by |), not {task!r}")
     meta = {"kind": kind, "direction": direction, "name": name, "aliases": aliases, "formula": formula, "task": task}
@@ -336,11 +337,13 @@ def loaded(names: Sequence[str]) -> Iterator[list[Plugin]]:
 def _callable_hash(fn: Any) -> str:
     """A content hash of a function: its source (else its code), defaults and closure values."""
     digest = hashlib.sha256()
+    # A callable object (not a function) is known by its class's code.
+    what = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else type(fn)
     try:
-        digest.update(inspect.getsource(fn).encode())
+        digest.update(inspect.getsource(what).encode())
     except (OSError, TypeError):
         code = getattr(fn, "__code__", None)
-        digest.update(marshal.dumps(code) if code is not None else repr(fn).encode())
+        digest.update(marshal.dumps(code) if code is not None else what.__qualname__.encode())
     for part in (getattr(fn, "__defaults__", None), getattr(fn, "__kwdefaults__", None)):
         digest.update(repr(part).encode())
     for cell in getattr(fn, "__closure__", None) or ():
@@ -382,8 +385,9 @@ def _named(specs: Sequence[Any], made: dict[int, PluginDef]) -> tuple[str, ...]:
         if isinstance(spec, str):
             out.append(spec)
         elif callable(spec):
-            entry = made.setdefault(id(spec), from_callable(spec))
-            out.append(entry.name)
+            if id(spec) not in made:
+                made[id(spec)] = from_callable(spec)
+            out.append(made[id(spec)].name)
         else:
             raise UsageProblem(f"a loss or metric is a name or a function, not {type(spec).__name__}")
     return tuple(out)

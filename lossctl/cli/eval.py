@@ -41,9 +41,12 @@ def eval_command(
     Columns are picked from common names (y_true, label, target / y_pred,
     pred, score, prob, ...) unless --true/--pred name them.
 
-    Defaults for --loss, --metric, --check, the columns and -f come from
-    ./lossctl.toml or [tool.lossctl] in ./pyproject.toml; an option given
-    here replaces the configured value.
+    Defaults for --loss, --metric, --check, the columns, --plugin and -f
+    come from ./lossctl.toml or [tool.lossctl] in ./pyproject.toml; an
+    option given here replaces the configured value.
+
+    With --plugin FILE.py, the file's functions fn(y_true, y_pred) (one value
+    per row) and factories returning one are names too (docs/plugins.md).
 
     With --save-state FILE, the run's partial states are written too: run
     eval on each shard of a dataset, then 'lossctl merge' the states for the
@@ -60,6 +63,7 @@ def eval_command(
       lossctl eval sample_data/binary.csv -m auc --check "auc >= 0.8" -f markdown
       lossctl eval --true sample_data/multiclass_labels.npy --pred sample_data/multiclass_probs.npy -m acc
       lossctl eval sample_data/regression.parquet -l mse,mae -m rmse --save-state shard.lcstate
+      lossctl eval sample_data/regression.csv --plugin examples/plugins/huber.py -l huber_loss_with_threshold:t=2
     """
     from lossctl.api import run
 
