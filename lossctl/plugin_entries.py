@@ -320,7 +320,7 @@ def records(entries: Iterable[MetricDef]) -> list[dict[str, Any]]:
             continue
         seen.add(id(entry))
         src = entry.source
-        rec = out.setdefault((src.name, src.sha256), {**src.record(), "entries": []})
+        rec = out.setdefault((src.name, src.sha256), {**src.record(), "file": src.path, "entries": []})
         rec["entries"].append(
             {
                 "name": entry.name,
@@ -348,7 +348,8 @@ def stand_ins(docs: Sequence[Mapping[str, Any]]) -> dict[str, PluginDef]:
         sha = str(doc["sha256"])
         if not _SHA.match(sha):
             raise ValueError(f"plugin {doc['name']!r}: sha256 {sha!r}")
-        source = Source(str(doc["name"]), sha)
+        file = doc.get("file")
+        source = Source(str(doc["name"]), sha, None if file is None else str(file))
         for e in doc["entries"]:
             if e["kind"] not in ("loss", "metric") or e["direction"] not in ("min", "max"):
                 raise ValueError(f"plugin entry {e['name']!r}: kind {e['kind']!r}, direction {e['direction']!r}")

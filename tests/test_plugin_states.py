@@ -139,7 +139,7 @@ def test_header_records_the_plugin_and_no_code(shards: tuple[Path, list[Path], n
     state = save_states(plugin, paths[:1], tmp_path)[0]
     header, _ = header_of(state)
     (record,) = header["plan"]["plugins"]
-    assert record["name"] == str(plugin)
+    assert record["name"] == str(plugin) and record["file"] == os.path.abspath(plugin)
     assert record["sha256"] == hashlib.sha256(plugin.read_bytes()).hexdigest()
     assert sorted(e["name"] for e in record["entries"]) == ["cubic", "weighted_log_error"]
     assert "np.log1p" not in state.read_bytes().decode("latin-1")  # no source text travels
