@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 BENCH_VENV := .venv-bench
 BENCH_DATA ?= benchmarks/data
 
-.PHONY: run test bench bench-small samples clean
+.PHONY: run test bench bench-small bench-plugins samples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ bench-small: $(STAMP) $(BENCH_VENV)/.installed
 	$(BIN)/python -m compileall -q lossctl
 	$(BENCH_VENV)/bin/python benchmarks/generate.py --small --out $(BENCH_DATA)-small
 	$(BENCH_VENV)/bin/python benchmarks/run.py --data $(BENCH_DATA)-small --lossctl $(BIN)/lossctl --results /tmp/lossctl-bench-small.md
+
+# A plugin MSE against the built-in mse on the 20M-row regression Parquet; writes benchmarks/PLUGINS.md.
+bench-plugins: $(STAMP) $(BENCH_VENV)/.installed
+	$(BIN)/python -m compileall -q lossctl
+	$(BENCH_VENV)/bin/python benchmarks/generate.py --out $(BENCH_DATA)
+	$(BENCH_VENV)/bin/python benchmarks/plugin_overhead.py --data $(BENCH_DATA) --lossctl $(BIN)/lossctl --results benchmarks/PLUGINS.md
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .hypothesis

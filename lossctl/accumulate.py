@@ -174,16 +174,18 @@ class Mean(Accumulator):
     Keras metric), ``sum_over_batch_size`` by the number of rows (a Keras
     loss called with ``sample_weight``), ``sum`` does not divide; it is not
     part of the key, so ``mse`` and ``mse:reduction=sum`` share one state.
+    ``identity`` names the kernel in the key instead of its Python name (a
+    plugin's function: its name and content hash, the same in every process).
     """
 
     fields = {"total": "sum", "weight": "sum"}
     grouped = True
 
-    def __init__(self, kernel: Any, params: Mapping[str, Any], reduction: str = "mean") -> None:
+    def __init__(self, kernel: Any, params: Mapping[str, Any], reduction: str = "mean", identity: str | None = None) -> None:
         self.kernel = kernel
         self.params = dict(params)
         self.reduction = reduction
-        self.key = state_key("mean", kernel, self.params)
+        self.key = state_key("mean", kernel if identity is None else identity, self.params)
 
     def update(self, state: State, batch: Batch) -> None:
         total, weight, s = state.declare("total", "sum"), state.declare("weight", "sum"), batch.slot

@@ -57,7 +57,17 @@ def evaluate(*files: str, **options: Any) -> Evaluation:
 
 
 def run(request: Request, on_chunk: Callable[[int], None] | None = None) -> Evaluation:
-    """Evaluate a :class:`Request` (what ``lossctl eval`` does), writing ``--per-row`` on the way."""
+    """Evaluate a :class:`Request` (what ``lossctl eval`` does), writing ``--per-row`` on the way.
+
+    The request's plugins (and functions given as losses) are registered for the run only.
+    """
+    from lossctl.plugins import activated
+
+    with activated(request) as request:
+        return _run(request, on_chunk)
+
+
+def _run(request: Request, on_chunk: Callable[[int], None] | None) -> Evaluation:
     from lossctl import engine
 
     if request.per_row is None:
@@ -84,15 +94,17 @@ def worst(request: Request, n: int = 10, on_chunk: Callable[[int], None] | None 
 
     from lossctl import engine
     from lossctl.perrow import Worst, worst_rows
+    from lossctl.plugins import activated
     from lossctl.registry import resolve_all
 
-    specs = resolve_all(request.losses, request.metrics)
-    if len(specs) != 1:
-        raise UsageProblem(f"worst takes one loss or metric, not {len(specs)} ({', '.join(r.spec for r in specs) or 'none'})")
-    hook = Worst(n)
-    hook.check(specs[0])
-    evaluation = engine.run(replace(request, checks=(), per_row=None, save_state=None), on_chunk, hook)
-    return worst_rows(evaluation, hook, specs[0], n)
+    with activated(request) as request:
+        specs = resolve_all(request.losses, request.metrics)
+        if len(specs) != 1:
+            raise UsageProblem(f"worst takes one loss or metric, not {len(specs)} ({', '.join(r.spec for r in specs) or 'none'})")
+        hook = Worst(n)
+        hook.check(specs[0])
+        evaluation = engine.run(replace(request, checks=(), per_row=None, save_state=None), on_chunk, hook)
+        return worst_rows(evaluation, hook, specs[0], n)
 
 
 def merge(*states: str, checks: str | Sequence[str] | None = None) -> Evaluation:
@@ -121,20 +133,30 @@ def _as_array(values: Any, role: str) -> F64:
     return a
 
 
-def get(name: str, **params: Any) -> Callable[..., float | None]:
+def get(name: str | Callable[..., Any], **params: Any) -> Callable[..., float | None]:
     """Return ``fn(y_true, y_pred, sample_weight=None) -> float`` for a loss or metric.
 
     ``name`` may carry parameters (``"huber:delta=2"``); keyword ``params``
-    override them. Values are checked now, as on the command line.
+    override them. Values are checked now, as on the command line. ``name``
+    may also be a function written as a Keras loss, ``f(y_true, y_pred)``
+    returning one value per row (or a factory returning one, as a plugin
+    defines them): the result is its weighted mean.
 
     Example:
         >>> import lossctl
         >>> lossctl.get("mse")([0.0, 1.0], [1.0, 1.0])
         0.5
     """
-    raw = parse_spec(name)
-    entry = lookup(raw.name)
-    merged = resolve_params(entry, {**parse_params(entry, raw), **params})
+    if callable(name):
+        from lossctl.plugins import from_callable
+
+        entry = from_callable(name)
+        merged = resolve_params(entry, params)
+        entry.accumulator(merged, entry.kind)  # a factory is called now: its failure is a usage error
+    else:
+        raw = parse_spec(name)
+        entry = lookup(raw.name)
+        merged = resolve_params(entry, {**parse_params(entry, raw), **params})
 
     def fn(y_true: Any, y_pred: Any, sample_weight: Any = None) -> float | None:
         yt, yp = _as_array(y_true, "y_true"), _as_array(y_pred, "y_pred")

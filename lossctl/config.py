@@ -23,6 +23,7 @@ Example ``lossctl.toml``::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -142,21 +143,34 @@ def _flatten(where: str, table: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _validate(where: str, table: Mapping[str, Any]) -> Config:
-    """Check every key and value; name the key in the message when one is wrong."""
+def _validate(where: str, table: Mapping[str, Any], base: str = ".") -> Config:
+    """Check every key and value; name the key in the message when one is wrong.
+
+    ``plugins`` paths are taken relative to ``base``, the config file's folder;
+    the plugins are loaded (they are named in the config: their code runs) so
+    that the losses and metrics they define are known names here.
+    """
     from lossctl.checks import parse_check
+    from lossctl.plugins import loaded, relative_to
     from lossctl.registry import resolve_all
 
     raw = _flatten(where, table)
     fmt = raw.pop("format", None)
     options = _option_keys()
     values = {key: _value(where, key, options[key], value) for key, value in raw.items()}
-    for key in ("losses", "metrics"):
+    if "plugins" in values:
+        values["plugins"] = relative_to(values["plugins"], base)
+    with contextlib.ExitStack() as stack:
         try:
-            specs = values.get(key, ())
-            resolve_all(specs, ()) if key == "losses" else resolve_all((), specs)
+            stack.enter_context(loaded(values.get("plugins", ())))
         except UsageProblem as exc:
-            raise UsageProblem(f"{where}: '{key}': {exc}") from None
+            raise UsageProblem(f"{where}: 'plugins': {exc}") from None
+        for key in ("losses", "metrics"):
+            try:
+                specs = values.get(key, ())
+                resolve_all(specs, ()) if key == "losses" else resolve_all((), specs)
+            except UsageProblem as exc:
+                raise UsageProblem(f"{where}: '{key}': {exc}") from None
     for i, text in enumerate(values.get("checks", ())):
         try:
             parse_check(text)
@@ -196,7 +210,7 @@ def _tool_table(path: str, doc: Mapping[str, Any], required: bool) -> Config | N
         return None
     if not isinstance(section, dict):
         raise UsageProblem(f"{path}: 'tool.lossctl' must be a table, not {_type_name(section)}")
-    return _validate(f"{path} [tool.lossctl]", section)
+    return _validate(f"{path} [tool.lossctl]", section, os.path.dirname(path) or ".")
 
 
 def load_config(path: str | None = None, directory: str = ".") -> Config:
@@ -212,11 +226,11 @@ def load_config(path: str | None = None, directory: str = ".") -> Config:
             found = _tool_table(path, doc, required=True)
             assert found is not None
             return found
-        return _validate(path, doc)
+        return _validate(path, doc, os.path.dirname(path) or ".")
     own = os.path.join(directory, CONFIG_NAME)
     if os.path.isfile(own):
         label = CONFIG_NAME if directory == "." else own
-        return _validate(label, _read(own, label))
+        return _validate(label, _read(own, label), directory)
     pyproject = os.path.join(directory, PYPROJECT)
     if os.path.isfile(pyproject):
         label = PYPROJECT if directory == "." else pyproject

@@ -229,6 +229,8 @@ def command_line(args: Sequence[str]) -> str:
 
 def example_commands(entry: MetricDef) -> list[str]:
     """Runnable shell commands: on a sample file when one suits, and the hand-checked example."""
+    if hasattr(entry, "commands"):  # a plugin's entry (lossctl.plugin_entries.PluginDef)
+        return list(entry.commands())
     out: list[str] = []
     args = sample_args(entry)
     if args is not None:
@@ -258,6 +260,8 @@ def entry_info(entry: MetricDef) -> dict[str, Any]:
         "direction": entry.direction,
         "direction_as_metric": entry.direction_for("metric"),
         "summary": entry.summary,
+        # A plugin's entry says where its code is (lossctl.plugin_entries.PluginDef).
+        "plugin": entry.about() if hasattr(entry, "about") else None,
     }
 
 
@@ -336,6 +340,8 @@ def explain_text(entry: MetricDef, asked: str | None = None) -> str:
     add_field("kind", entry.kind)
     add_field("task", entry.task.replace("|", ", "))
     add_field("direction", f"{entry.direction} ({direction_words(entry.direction)})")
+    if hasattr(entry, "about_lines"):
+        lines += entry.about_lines()
     lines += ["", "Formula:", f"  {entry.formula}", ""]
     lines.append("Parameters:")
     if entry.all_params:

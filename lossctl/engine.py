@@ -123,15 +123,16 @@ class Lane:
         batch = Batch(arrays["y_true"], arrays["y_pred"], weight, groups=groups)
         if len(batch) == 0:
             return
+        try:
+            self._fold(start, n, kept, batch)
+        except ValueProblem as problem:
+            raise DataError(located(problem, self.selection, start, kept)) from None
+
+    def _fold(self, start: int, n: int, kept: np.ndarray | None, batch: Batch) -> None:
+        partial, plan = self.partial, self.plan
         for r in plan.specs:
             if r.entry.validate is not None:
-                try:
-                    r.entry.validate(batch, **r.params)
-                except ValueProblem as problem:
-                    label, source = describe(self.selection, problem.role)
-                    raise DataError(
-                        f"{label} row {start + problem.index}: column '{source}': {problem.message}"
-                    ) from None
+                r.entry.validate(batch, **r.params)
         for i, r in enumerate(plan.specs):
             if r.entry.warn is not None and i not in partial.warned:
                 message = r.entry.warn(batch, **r.params)
@@ -140,6 +141,7 @@ class Lane:
         if self.on_rows is not None:
             rows = np.arange(start, start + n, dtype=np.int64)
             self.on_rows(rows if kept is None else rows[kept], batch, plan.specs)
+        groups = batch.groups
         if groups is None:
             for acc, state in self.updates:
                 acc.update(state, batch)
@@ -157,6 +159,23 @@ class Lane:
                 parts = batch.by_group()
             for part in parts:
                 acc.update(state, part)
+
+
+def located(problem: ValueProblem, selection: Selection, start: int, kept: np.ndarray | None = None) -> str:
+    """The message of a value problem met in the chunk starting at ``start``, with its global row.
+
+    A problem of a column names the table, the row and the column; one of a
+    function (a plugin's, ``role`` None) the table, the chunk's first row and,
+    when it is another, the row at fault. ``kept``: the rows ``--nan drop``
+    left in the chunk (the problem's index counts those).
+    """
+    offset = problem.index if kept is None else int(np.flatnonzero(kept)[problem.index])
+    if problem.role is None:
+        label = selection.y_pred.table.label
+        at = f" (in the chunk from row {start})" if offset else ""
+        return f"{label} row {start + offset}{at}: {problem.message}"
+    label, source = describe(selection, problem.role)
+    return f"{label} row {start + offset}: column '{source}': {problem.message}"
 
 
 def _drive(lanes: list[Lane], chunks: Chunks, on_chunk: Callable[[int], None] | None) -> None:
@@ -317,5 +336,5 @@ def run(
         from lossctl.statefile import save
 
         save(request.save_state, plan, partial, files)
-    sig = signature(request.chunk_size, request.nan, input_sizes(files))
+    sig = signature(request.chunk_size, request.nan, input_sizes(files), plan.plugins())
     return finish(plan, partial, files, sig)

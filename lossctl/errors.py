@@ -42,12 +42,13 @@ class ValueProblem(Exception):
     """Raised by per-chunk value checks; the engine adds file, column and global row.
 
     Attributes:
-        role: ``y_true``, ``y_pred`` or ``weight``.
+        role: ``y_true``, ``y_pred`` or ``weight``; ``None`` when a function
+            (a plugin's) failed rather than a column's value.
         index: 0-based position of the first offending row within the chunk.
         message: what is wrong with that row, e.g. ``label 7 is out of range``.
     """
 
-    def __init__(self, role: str, index: int, message: str) -> None:
+    def __init__(self, role: str | None, index: int, message: str) -> None:
         super().__init__(message)
         self.role = role
         self.index = index

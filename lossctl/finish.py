@@ -8,7 +8,7 @@ checks are judged against that table.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lossctl._version import __version__
@@ -109,8 +109,10 @@ def finish(
     )
 
 
-def signature(chunk_size: int | None, nan: str, sizes: Mapping[str, int | None]) -> dict[str, Any]:
-    """What makes the numbers reproducible (SPEC section 5)."""
+def signature(
+    chunk_size: int | None, nan: str, sizes: Mapping[str, int | None], plugins: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
+    """What makes the numbers reproducible (SPEC section 5); ``plugins``: records of the plugins used."""
     return {
         "lossctl": __version__,
         "epsilon": EPSILON,
@@ -119,4 +121,5 @@ def signature(chunk_size: int | None, nan: str, sizes: Mapping[str, int | None])
         "auc_method": "exact",
         "seed": None,
         "input_bytes": dict(sizes),
+        "plugins": [{"name": p["name"], "sha256": p["sha256"]} for p in plugins],
     }

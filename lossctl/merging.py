@@ -15,6 +15,8 @@ from lossctl.checks import bind_checks, parse_checks
 from lossctl.errors import DataError, UsageProblem
 from lossctl.finish import finish, signature
 from lossctl.partial import merge
+from lossctl.plugin_entries import PluginDef
+from lossctl.registry import plugins_registered
 from lossctl.results import Evaluation
 from lossctl.statefile import Loaded, load
 
@@ -83,7 +85,10 @@ def merge_files(paths: Sequence[str], checks: Sequence[str] = ()) -> Evaluation:
             )
     every, loaded = loaded, full
     plan = first.plan
-    specs, bound = bind_checks(parsed, plan.specs)
+    # Checks may name the plugins' entries: the stand-ins rebuilt from the header answer to them.
+    recorded = list({id(r.entry): r.entry for r in plan.specs if isinstance(r.entry, PluginDef)}.values())
+    with plugins_registered(recorded, "state file", shadow=True):
+        specs, bound = bind_checks(parsed, plan.specs)
     if len(specs) > len(plan.specs):
         missing = ", ".join(r.spec for r in specs[len(plan.specs) :])
         raise UsageProblem(f"--check: {missing} was not evaluated in these states; evaluated: "
@@ -97,4 +102,4 @@ def merge_files(paths: Sequence[str], checks: Sequence[str] = ()) -> Evaluation:
         partial = merge(partial, item.partial)
     files = tuple(f["path"] for item in every for f in item.inputs)
     sizes = {f["path"]: f["size"] for item in every for f in item.inputs}
-    return finish(plan, partial, files, signature(None, plan.nan, sizes))
+    return finish(plan, partial, files, signature(None, plan.nan, sizes, plan.plugins()))

@@ -64,7 +64,7 @@ class Option:
         if value is None:
             return self.default
         if self.multiple:
-            if isinstance(value, str):
+            if isinstance(value, str) or callable(value):
                 return (value,)
             return tuple(value)
         if isinstance(self.type, tuple) and isinstance(value, str):
@@ -74,6 +74,8 @@ class Option:
 
 EVAL, WORST, INSPECT = "eval", "worst", "inspect"
 _READ = frozenset({EVAL, WORST, INSPECT})
+# Every command that resolves loss and metric names.
+_NAMES = frozenset({EVAL, WORST, "list", "explain"})
 
 OPTIONS: tuple[Option, ...] = (
     Option("losses", ("-l", "--loss"), "Loss(es) to evaluate: NAME[:key=value...], comma lists allowed, repeatable.",
@@ -104,6 +106,10 @@ OPTIONS: tuple[Option, ...] = (
            default=(), multiple=True, config="by", metavar="COL", commands=frozenset({EVAL})),
     Option("max_groups", ("--max-groups",), "Stop (exit 3) past this many --by groups.  [default: 10000]",
            default=10_000, type=int, metavar="N", commands=frozenset({EVAL})),
+    Option("plugins", ("--plugin",),
+           "Custom losses: a Python file (PATH.py) or module (package.module) whose functions "
+           "fn(y_true, y_pred) become names; repeatable. A plugin is code: it runs.",
+           default=(), multiple=True, config="plugins", metavar="PATH.py|MODULE", commands=_NAMES),
     Option("per_row", ("--per-row",),
            "Also write each row's loss (row number + one column per per-row loss) to FILE (.parquet or .csv), streaming.",
            metavar="FILE"),

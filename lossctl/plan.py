@@ -20,6 +20,9 @@ from lossctl.batch import F64
 from lossctl.checks import Bound, bind_checks, parse_checks
 from lossctl.columns import Selection
 from lossctl.errors import DataError, UsageProblem
+from lossctl.plugin_entries import differences as plugin_differences
+from lossctl.plugin_entries import records as plugin_records
+from lossctl.plugin_entries import stand_ins as plugin_stand_ins
 from lossctl.registry import Resolved, lookup, resolve_all, resolve_params
 from lossctl.state import State
 
@@ -66,6 +69,10 @@ class Plan:
         for acc in self.accumulators:
             self.by_key.setdefault(acc.key, acc)
 
+    def plugins(self) -> list[dict[str, Any]]:
+        """The plugins whose entries the specs use: name, content hash, what a state file needs of them."""
+        return plugin_records(r.entry for r in self.specs)
+
     def new_states(self, slots: int = 1) -> dict[str, State]:
         """One fresh state per distinct key."""
         return {key: acc.new(slots) for key, acc in self.by_key.items()}
@@ -90,15 +97,18 @@ class Plan:
             "task": self.task,
             "nan": self.nan,
             "by": list(self.by),
+            "plugins": self.plugins(),
         }
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], sources: Mapping[str, str] | None = None) -> Plan:
         """The plan a state file's header describes; a malformed one is a data error."""
         try:
+            # A plugin's entries are rebuilt from the record: its code is never loaded here.
+            recorded = plugin_stand_ins(doc.get("plugins") or [])
             specs = []
             for s in doc["specs"]:
-                entry = lookup(s["name"])
+                entry = recorded.get(s["name"]) or lookup(s["name"])
                 params = resolve_params(entry, {k: _unjson(v) for k, v in s["params"].items()})
                 specs.append(Resolved(s["spec"], s["kind"], entry, params, s.get("resolved_from")))
             roles = {
@@ -132,7 +142,7 @@ class Plan:
         for key in ("task", "nan", "by"):
             if a[key] != b[key]:
                 out.append(f"{key} {a[key]} vs {b[key]}")
-        return out
+        return out + plugin_differences(a["plugins"], b["plugins"])
 
 
 def _specs_text(doc: Mapping[str, Any]) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import importlib
 import operator
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -155,6 +156,8 @@ class MetricDef:
 _ENTRIES: dict[str, MetricDef] = {}
 _BY_NAME: dict[str, MetricDef] = {}
 _loaded = False
+# Plugins' entries: layers over the built-ins, newest last (see register_plugin).
+_LAYERS: list[dict[str, MetricDef]] = []
 
 
 def register(entry: MetricDef) -> MetricDef:
@@ -199,10 +202,64 @@ def _load() -> None:
                 importlib.import_module(f"{families.__name__}.{info.name}")
 
 
-def entries() -> list[MetricDef]:
-    """Every registered entry, in registration order."""
+def register_plugin(new: Sequence[MetricDef], label: str = "plugin", *, shadow: bool = False) -> dict[str, MetricDef]:
+    """Add plugin entries as one layer over the built-ins; :func:`unregister` takes the layer away.
+
+    A name of a built-in entry is a usage error, and so is a name another
+    registered plugin entry has, unless it is the same entry (a plugin
+    loaded twice) or ``shadow`` is set (``merge``'s stand-ins for recorded
+    entries hide live ones of the same name). Returns the layer (its token).
+    """
     _load()
-    return list(_ENTRIES.values())
+    layer: dict[str, MetricDef] = {}
+    for entry in new:
+        for name in entry.names:
+            key = normalize_name(name)
+            other = _BY_NAME.get(key)
+            if other is not None:
+                raise UsageProblem(
+                    f"{label}: '{name}' shadows the built-in {other.name}; rename the function "
+                    "or name it with @lossctl.loss(name=...)"
+                )
+            other = layer.get(key) or (None if shadow else next((lay[key] for lay in _LAYERS if key in lay), None))
+            if other is not None and other is not entry:
+                where = getattr(other, "where", other.name)
+                raise UsageProblem(f"{label}: the name '{name}' is taken by {where}")
+            layer[key] = entry
+    _LAYERS.append(layer)
+    return layer
+
+
+def unregister(layer: dict[str, MetricDef]) -> None:
+    """Take away a layer added by :func:`register_plugin` (nothing when it is gone already)."""
+    for i, existing in enumerate(_LAYERS):
+        if existing is layer:
+            del _LAYERS[i]
+            return
+
+
+@contextmanager
+def plugins_registered(new: Sequence[MetricDef], label: str = "plugin", *, shadow: bool = False) -> Iterator[None]:
+    """:func:`register_plugin` for the duration of a ``with`` block."""
+    layer = register_plugin(new, label, shadow=shadow)
+    try:
+        yield
+    finally:
+        unregister(layer)
+
+
+def _plugin_entries() -> list[MetricDef]:
+    seen: dict[int, MetricDef] = {}
+    for layer in _LAYERS:
+        for entry in layer.values():
+            seen.setdefault(id(entry), entry)
+    return list(seen.values())
+
+
+def entries() -> list[MetricDef]:
+    """Every registered entry, in registration order (plugins' entries last)."""
+    _load()
+    return [*_ENTRIES.values(), *_plugin_entries()]
 
 
 def lookup(name: str) -> MetricDef:
@@ -211,7 +268,10 @@ def lookup(name: str) -> MetricDef:
     key = normalize_name(name)
     if key in _BY_NAME:
         return _BY_NAME[key]
-    suggestion = did_you_mean(key, list(_BY_NAME))
+    for layer in reversed(_LAYERS):
+        if key in layer:
+            return layer[key]
+    suggestion = did_you_mean(key, [*_BY_NAME, *(k for layer in _LAYERS for k in layer)])
     hint = suggestion or "; see 'lossctl list'"
     raise UsageProblem(f"unknown loss or metric '{name}'{hint}")
 

@@ -2,7 +2,8 @@
 
 As sqlite-utils' test_docs.py does: the generated reference is compared with
 a fresh generation, and every ``lossctl`` command in a README code block is
-run on sample_data/ (exit 0, or 1 when a ``--check`` fails on purpose).
+run on sample_data/ (exit 0, or 1 when a ``--check`` fails on purpose), with the example plugins
+of examples/plugins/ at hand.
 """
 
 from __future__ import annotations
@@ -58,10 +59,10 @@ def _code_blocks(markdown: str) -> list[str]:
     return re.findall(r"^```[^\n]*\n(.*?)^```", markdown, re.M | re.S)
 
 
-def readme_commands() -> list[str]:
+def readme_commands(path: Path = README) -> list[str]:
     """``lossctl`` commands of the README's code blocks (continuations joined, prompts dropped)."""
     commands: list[str] = []
-    for block in _code_blocks(README.read_text(encoding="utf-8")):
+    for block in _code_blocks(path.read_text(encoding="utf-8")):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.strip().removeprefix("$ ")
             if line.startswith(PREFIXES):
@@ -81,6 +82,8 @@ def _argv(command: str) -> list[str] | None:
 
 
 README_COMMANDS = readme_commands()
+# docs/plugins.md's commands run the same way, after the README's.
+PLUGIN_DOC_COMMANDS = readme_commands(ROOT / "docs" / "plugins.md")
 
 
 def test_readme_has_lossctl_commands() -> None:
@@ -91,8 +94,14 @@ def test_readme_has_lossctl_commands() -> None:
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One folder for the README's commands, in order (a merge reads the states saved before it)."""
     path = tmp_path_factory.mktemp("readme")
-    (path / "sample_data").symlink_to(ROOT / "sample_data")
+    _link_data(path)
     return path
+
+
+def _link_data(path: Path) -> None:
+    """sample_data/ and the example plugins, as in the repository."""
+    (path / "sample_data").symlink_to(ROOT / "sample_data")
+    (path / "examples").symlink_to(ROOT / "examples")
 
 
 @pytest.mark.parametrize("command", README_COMMANDS or ["(none)"])
@@ -105,6 +114,11 @@ def test_readme_command_runs(command: str, monkeypatch: pytest.MonkeyPatch, work
     monkeypatch.chdir(workdir)
     result = CliRunner().invoke(cli, args)
     assert result.exit_code in (0, 1), f"{command}\nexit {result.exit_code}: {result.stderr or result.output}"
+
+
+@pytest.mark.parametrize("command", PLUGIN_DOC_COMMANDS)
+def test_plugin_doc_command_runs(command: str, monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
+    test_readme_command_runs(command, monkeypatch, workdir)
 
 
 def test_placeholders_are_recognised() -> None:
@@ -133,7 +147,7 @@ def help_examples(name: str) -> list[str]:
 
 @pytest.mark.parametrize("name", sorted(cli.commands))
 def test_help_examples_run(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
+    _link_data(tmp_path)
     monkeypatch.chdir(tmp_path)
     examples = help_examples(name)
     assert examples, f"'lossctl {name} --help' shows no example"

@@ -90,6 +90,14 @@ def build_request(command: str, files: tuple[str, ...], given: dict[str, Any], c
     return request
 
 
+def plugin_names(given: tuple[str, ...], config_path: str | None, no_config: bool) -> tuple[str, ...]:
+    """``--plugin`` values, else the config's ``plugins`` (for ``list`` and ``explain``)."""
+    from lossctl.options import merged_fields
+
+    config = load_defaults(config_path, no_config)
+    return tuple(merged_fields({"plugins": given}, config.values, "list")["plugins"])
+
+
 def delimiter_value(delimiter: str | None) -> str | None:
     """``\\t`` and friends as typed in a shell; exactly one character."""
     if delimiter is None:

@@ -41,9 +41,12 @@ def eval_command(
     Columns are picked from common names (y_true, label, target / y_pred,
     pred, score, prob, ...) unless --true/--pred name them.
 
-    Defaults for --loss, --metric, --check, the columns and -f come from
-    ./lossctl.toml or [tool.lossctl] in ./pyproject.toml; an option given
-    here replaces the configured value.
+    Defaults for --loss, --metric, --check, the columns, --plugin and -f
+    come from ./lossctl.toml or [tool.lossctl] in ./pyproject.toml; an
+    option given here replaces the configured value.
+
+    With --plugin FILE.py, the file's functions fn(y_true, y_pred) (one value
+    per row) and factories returning one are names too (docs/plugins.md).
 
     With --by COL, every value is also computed per group of COL (and the
     observed combinations of several --by columns), in the same pass.
@@ -64,6 +67,7 @@ def eval_command(
       lossctl eval --true sample_data/multiclass_labels.npy --pred sample_data/multiclass_probs.npy -m acc
       lossctl eval sample_data/binary.csv -m auc,acc --by channel --check "auc[*] >= 0.8"
       lossctl eval sample_data/regression.parquet -l mse,mae -m rmse --save-state shard.lcstate
+      lossctl eval sample_data/regression.csv --plugin examples/plugins/huber.py -l huber_loss_with_threshold:t=2
     """
     from lossctl.api import run
 

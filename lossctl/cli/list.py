@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from lossctl.cli.common import config_options, plugin_names
+from lossctl.options import click_options
+
 if TYPE_CHECKING:
     from lossctl.registry import MetricDef
 
@@ -27,7 +30,7 @@ def _select(kind: str | None, task: str | None) -> list[MetricDef]:
     for entry in entries():
         if kind and entry.kind != kind:
             continue
-        if task and task not in tasks_of(entry):
+        if task and not {task, "any"} & set(tasks_of(entry)):
             continue
         out.append(entry)
     return out
@@ -64,7 +67,9 @@ def _table(selected: list[MetricDef], title: str, color: bool) -> str:
         names = [*e.aliases, *(f"{n} (Keras 2)" for n in e.legacy)]
         params = "\n".join(f"{p.name}={format_value(p.default)}" for p in e.params)
         arrow = "↓" if e.direction == "min" else "↑"
-        table.add_row(e.name, "\n".join(names), e.kind, e.task.replace("|", "\n"), params, arrow)
+        plugin = getattr(e, "source", None)
+        kind = e.kind if plugin is None else f"{e.kind}\nplugin {plugin.name}"
+        table.add_row(e.name, "\n".join(names), kind, e.task.replace("|", "\n"), params, arrow)
     buf = io.StringIO()
     if color:
         console = Console(file=buf, force_terminal=True, highlight=False)
@@ -81,18 +86,32 @@ def _table(selected: list[MetricDef], title: str, color: bool) -> str:
 @click.option("--kind", type=click.Choice(("loss", "metric"), case_sensitive=False), help="Only losses or only metrics.")
 @click.option("--task", type=click.Choice(TASKS, case_sensitive=False), help="Only entries for this task.")
 @click.option("--json", "as_json", is_flag=True, help="Write a JSON array, one object per entry.")
-def list_command(kind: str | None, task: str | None, as_json: bool) -> None:
+@click_options("list")
+@config_options
+def list_command(
+    kind: str | None, task: str | None, as_json: bool, plugins: tuple[str, ...], config_path: str | None, no_config: bool
+) -> None:
     """List every loss and metric: name, aliases, kind, task, parameters, direction.
 
     Keras 2 names (kept for old code) are marked. Use 'lossctl explain NAME'
-    for the formula, the parameters' constraints and an example.
+    for the formula, the parameters' constraints and an example. Entries of
+    the plugins named with --plugin (or in the config's plugins) are listed
+    too, last.
 
     \b
     Examples:
       lossctl list
       lossctl list --task binary --kind metric
       lossctl list --json
+      lossctl list --plugin examples/plugins/focal.py --kind loss
     """
+    from lossctl.plugins import loaded
+
+    with loaded(plugin_names(plugins, config_path, no_config)):
+        _list(kind, task, as_json)
+
+
+def _list(kind: str | None, task: str | None, as_json: bool) -> None:
     from lossctl.docs import entry_info
 
     selected = _select(kind.lower() if kind else None, task.lower() if task else None)
