@@ -53,7 +53,7 @@ def report(evaluation: Any, fmt: str, output: str | None, quiet: bool) -> int:
     from lossctl.errors import ExitStatus
     from lossctl.render import render
 
-    text = render(evaluation, fmt, color=fmt == "table" and output is None and sys.stdout.isatty())
+    text = render(evaluation, fmt, stdout=output is None)
     emit(text, output)
     # After the result, so that on a terminal (and in a CI log) they are the last lines shown.
     for warning in evaluation.warnings:

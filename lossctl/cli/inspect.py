@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 
 import click
 
@@ -62,7 +61,7 @@ def inspect_command(
     if fmt == "json":
         text = inspection_json(result)
     else:
-        text = inspection_table(result, color=output is None and sys.stdout.isatty())
+        text = inspection_table(result, stdout=output is None)
     emit(text, output)
     if result.problem:
         # The same line eval would print, and the same exit status.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 
 import click
@@ -76,7 +75,7 @@ def worst_command(
     elif fmt == "csv":
         text = worst_csv(result)
     else:
-        text = worst_table(result, color=output is None and sys.stdout.isatty())
+        text = worst_table(result, stdout=output is None)
     emit(text, output)
     for warning in result.evaluation.warnings:
         say(f"warning: {warning}", quiet)

@@ -17,8 +17,8 @@ FORMATS = ("table", "json", "csv", "markdown", "junit")
 BY_EXTENSION = {".json": "json", ".csv": "csv", ".md": "markdown", ".markdown": "markdown", ".xml": "junit", ".txt": "table"}
 
 
-def render(evaluation: Evaluation, fmt: str, *, width: int | None = None, color: bool = False) -> str:
-    """Render in one of :data:`FORMATS`."""
+def render(evaluation: Evaluation, fmt: str, *, stdout: bool = False, width: int | None = None) -> str:
+    """Render in one of :data:`FORMATS`; ``stdout``: for standard output (see :func:`rich_text`)."""
     if fmt == "json":
         from lossctl.render.json import to_json
 
@@ -26,7 +26,7 @@ def render(evaluation: Evaluation, fmt: str, *, width: int | None = None, color:
     if fmt == "table":
         from lossctl.render.table import to_table
 
-        return to_table(evaluation, width=width, color=color)
+        return to_table(evaluation, stdout=stdout, width=width)
     if fmt == "csv":
         from lossctl.render.csv import to_csv
 
@@ -40,6 +40,27 @@ def render(evaluation: Evaluation, fmt: str, *, width: int | None = None, color:
 
         return to_junit(evaluation)
     raise ValueError(f"unknown format {fmt}")
+
+
+def rich_text(*parts: Any, stdout: bool = False, width: int | None = None) -> str:
+    """Rich renderables as the text rich prints for them.
+
+    ``stdout``: for standard output, with rich's own detection: the
+    terminal's width (``COLUMNS`` honoured; 80 when no stream is a
+    terminal), colour only on a terminal and never under ``NO_COLOR``.
+    Otherwise (a file): plain text, ``width`` columns or rich's default.
+    A :class:`~rich.text.Text` part is soft-wrapped: a long path stays whole.
+    """
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(highlight=False, width=width) if stdout else Console(file=io.StringIO(), highlight=False, width=width)
+    with console.capture() as captured:
+        for part in parts:
+            console.print(part, soft_wrap=isinstance(part, Text))
+    return captured.get()
 
 
 def display_name(r: MetricResult) -> str:

@@ -7,13 +7,10 @@ a one-line verdict in the caption.
 
 from __future__ import annotations
 
-import io
-
-from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from lossctl.render import checks_summary, display_name, format_value
+from lossctl.render import checks_summary, display_name, format_value, rich_text
 from lossctl.results import Evaluation
 
 SIGNIFICANT = 6
@@ -32,10 +29,10 @@ def _columns_line(evaluation: Evaluation) -> str:
 
 def _checks_table(evaluation: Evaluation) -> Table:
     table = Table(title="checks", title_justify="left", caption=checks_summary(evaluation), caption_justify="left")
-    table.add_column("check")
-    table.add_column("value", justify="right")
+    table.add_column("check", overflow="fold")
+    table.add_column("value", justify="right", no_wrap=True)
     table.add_column("result", justify="center")
-    table.add_column("note")
+    table.add_column("note", overflow="fold")
     for c in evaluation.checks:
         passed = bool(c.get("passed"))
         mark = Text("PASS", style="bold green") if passed else Text("FAIL", style="bold red")
@@ -46,26 +43,23 @@ def _checks_table(evaluation: Evaluation) -> Table:
     return table
 
 
-def to_table(evaluation: Evaluation, *, width: int | None = None, color: bool = False) -> str:
-    """Render the results (and the checks, if any) as rich tables, returned as text."""
+def to_table(evaluation: Evaluation, *, stdout: bool = False, width: int | None = None) -> str:
+    """Render the results (and the checks, if any) as rich tables, returned as text (see ``rich_text``)."""
     inp = evaluation.input
     title = f"lossctl · {', '.join(inp.files) if len(inp.files) <= 3 else f'{len(inp.files)} files'}"
     caption = f"{_columns_line(evaluation)}\ntask: {inp.task or 'unknown'} · {inp.rows:,} rows read"
     if inp.rows_dropped:
         caption += f", {inp.rows_dropped:,} dropped"
     table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
-    table.add_column("name")
+    table.add_column("name", overflow="fold")
     table.add_column("kind")
-    table.add_column("value", justify="right")
+    table.add_column("value", justify="right", no_wrap=True)
     table.add_column("", justify="center")
-    table.add_column("note")
+    table.add_column("note", overflow="fold")
     for r in evaluation.results:
         arrow = "↓" if r.direction == "min" else "↑"
         table.add_row(display_name(r), r.kind, format_value(r.value), arrow, r.note or "")
     parts: list[Table | Text] = [table]
     if evaluation.checks:
         parts += [Text(""), _checks_table(evaluation)]
-    buf = io.StringIO()
-    console = Console(file=buf, width=width or 100, force_terminal=color, no_color=not color, highlight=False)
-    console.print(Group(*parts))
-    return buf.getvalue()
+    return rich_text(*parts, stdout=stdout, width=width)
