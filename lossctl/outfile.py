@@ -31,6 +31,16 @@ def check_writable(flag: str, path: str) -> None:
         raise UsageProblem(f"{flag} {path}: cannot write: no such directory {os.path.dirname(path) or '.'}")
 
 
+def same_path(a: str, b: str) -> bool:
+    """Whether two paths name one file (the same path, or one file by two names)."""
+    if os.path.abspath(a) == os.path.abspath(b):
+        return True
+    try:
+        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 class Replacement:
     """A temporary file next to ``path``: :meth:`commit` renames it over ``path``, :meth:`discard` removes it.
 

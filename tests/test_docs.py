@@ -75,7 +75,9 @@ def _argv(command: str) -> list[str] | None:
     if "|" in tokens:
         tokens = tokens[: tokens.index("|")]
     args = tokens[1:]
-    if any(PLACEHOLDER.match(t) for t in args) or "-" in args:
+    # `-` alone reads standard input (a pipe the test does not run), except as `-o -`: standard output.
+    stdin = any(t == "-" and (i == 0 or args[i - 1] not in ("-o", "--output")) for i, t in enumerate(args))
+    if any(PLACEHOLDER.match(t) for t in args) or stdin:
         return None
     return args
 
@@ -112,6 +114,7 @@ def test_placeholders_are_recognised() -> None:
     assert _argv("lossctl merge STATE... -f json") is None
     assert _argv("lossctl compare a.csv b.csv --max-regression NAME=AMOUNT") is None
     assert _argv("lossctl eval - --loss mae -f json | jq .results") is None
+    assert _argv("lossctl eval x.csv -l mse -o r.json -o -") == ["eval", "x.csv", "-l", "mse", "-o", "r.json", "-o", "-"]
     assert _argv("lossctl eval x.csv --metric auc:curve=PR --check 'auc >= 0.9'") == [
         "eval", "x.csv", "--metric", "auc:curve=PR", "--check", "auc >= 0.9",
     ]

@@ -38,23 +38,27 @@ def config_options(fn: F) -> F:
     )(fn)
 
 
+def output_options_for(formats: Sequence[str]) -> Callable[[F], F]:
+    """``-f/--format`` (one of ``formats``) and the repeatable ``-o/--output``."""
+    return _stack(
+        click.option("-f", "--format", "fmt", type=click.Choice(formats, case_sensitive=False), help=f"Format of standard output and of an -o FILE whose extension names none: {', '.join(formats)} (default: table on a terminal, json otherwise)."),
+        click.option("-o", "--output", "outputs", metavar="FILE", multiple=True, type=click.Path(dir_okay=False, allow_dash=True), help="Write the result to FILE instead of standard output; repeatable, one pass writing them all, each FILE's format following its extension (.json .csv .md .xml .txt); '-' is standard output."),
+    )
+
+
 def output_options(fn: F) -> F:
-    """``-f/--format`` and ``-o/--output`` of ``eval`` and ``merge``."""
+    """``-f/--format`` and ``-o/--output`` of ``eval`` and ``merge`` (every evaluation format)."""
     from lossctl.render import FORMATS
 
-    return _stack(
-        click.option("-f", "--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False), help="Output format (table on a terminal, json otherwise; markdown for a CI job summary, junit: one test case per check)."),
-        click.option("-o", "--output", metavar="FILE", help="Write the result to FILE instead of standard output (the format follows .json/.csv/.md/.xml)."),
-    )(fn)
+    return output_options_for(FORMATS)(fn)
 
 
-def report(evaluation: Any, fmt: str, output: str | None, quiet: bool) -> int:
-    """Render and write the result, then warnings and failed checks; the exit status."""
+def report(evaluation: Any, outputs: Any, quiet: bool) -> int:
+    """Render and write the result to every output, then warnings and failed checks; the exit status."""
     from lossctl.errors import ExitStatus
     from lossctl.render import render
 
-    text = render(evaluation, fmt, stdout=output is None)
-    emit(text, output)
+    outputs.write(lambda fmt, stdout: render(evaluation, fmt, stdout=stdout))
     # After the result, so that on a terminal (and in a CI log) they are the last lines shown.
     for warning in evaluation.warnings:
         say(f"warning: {warning}", quiet)
@@ -72,12 +76,14 @@ def common_options(fn: F) -> F:
     )(fn)
 
 
-def build_request(command: str, files: tuple[str, ...], given: dict[str, Any], config: Any, output: str | None) -> Any:
+def build_request(command: str, files: tuple[str, ...], given: dict[str, Any], config: Any, outputs: Sequence[str] = ()) -> Any:
     """The Request of ``command``: options given, else the config's, else the defaults.
 
-    ``-o`` naming an input is refused here, before anything is read.
+    An output (``-o`` files, ``--per-row``, ``--save-state``) naming an input
+    or another output is refused here, before anything is read.
     """
     from lossctl.options import merged_fields
+    from lossctl.outfile import same_path
     from lossctl.request import Request
 
     fields = merged_fields(given, config.values, command)
@@ -85,8 +91,17 @@ def build_request(command: str, files: tuple[str, ...], given: dict[str, Any], c
         fields["delimiter"] = delimiter_value(fields["delimiter"])
     request = Request(files=files, **fields)
     inputs = [*files, request.true, request.pred, request.weight]
-    check_output_path(output, inputs)
-    check_output_path(getattr(request, "save_state", None), inputs, "--save-state")
+    for output in outputs:
+        check_output_path(output, inputs)
+    named = [("-o", path) for path in outputs]
+    for flag in ("--per-row", "--save-state"):
+        path = getattr(request, flag[2:].replace("-", "_"), None)
+        if path is not None:
+            check_output_path(path, inputs, flag)
+            for other_flag, other in named:
+                if same_path(path, other):
+                    raise UsageProblem(f"{flag} {path}: is also {other_flag} {other}; name another file")
+            named.append((flag, path))
     return request
 
 
@@ -114,26 +129,9 @@ def load_defaults(config_path: str | None, no_config: bool) -> Any:
     return load_config(config_path)
 
 
-def choose_format(fmt: str | None, output: str | None, configured: str | None, formats: Sequence[str]) -> str:
-    """``-f`` wins, then the ``-o`` extension, then the config, then table on a terminal, json elsewhere."""
-    from lossctl.render import BY_EXTENSION
-
-    if fmt:
-        return fmt.lower()
-    if output:
-        for ext, name in BY_EXTENSION.items():
-            if output.lower().endswith(ext) and name in formats:
-                return name
-    if configured and configured in formats:
-        return configured
-    if output:
-        return "json"
-    return "table" if sys.stdout.isatty() else "json"
-
-
 def check_output_path(output: str | None, inputs: Sequence[str | None], flag: str = "-o") -> None:
     """Refuse an output (``-o``, ``--save-state``) naming one of the inputs (it would be overwritten)."""
-    if not output:
+    if not output or output == "-":
         return
     for source in inputs:
         if not source:
@@ -144,18 +142,6 @@ def check_output_path(output: str | None, inputs: Sequence[str | None], flag: st
                 raise UsageProblem(f"{flag} {output}: is an input file; name another file")
         except OSError:
             continue
-
-
-def emit(text: str, output: str | None) -> None:
-    """Write the result to ``-o FILE`` or standard output."""
-    if output:
-        try:
-            with open(output, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise UsageProblem(f"-o {output}: cannot write: {exc.strerror or exc}") from None
-    else:
-        click.echo(text, nl=False)
 
 
 def say(message: str, quiet: bool) -> None:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,6 +41,19 @@ def render(evaluation: Evaluation, fmt: str, *, stdout: bool = False, width: int
 
         return to_junit(evaluation)
     raise ValueError(f"unknown format {fmt}")
+
+
+def render_error(fmt: str, message: str, files: Sequence[str]) -> str | None:
+    """The report of a run stopped by a data error, in the formats a CI system shows (junit, markdown); else ``None``."""
+    if fmt == "junit":
+        from lossctl.render.junit import junit_error
+
+        return junit_error(message, files)
+    if fmt == "markdown":
+        from lossctl.render.markdown import markdown_error
+
+        return markdown_error(message, files)
+    return None
 
 
 def rich_text(*parts: Any, stdout: bool = False, width: int | None = None) -> str:

@@ -9,6 +9,7 @@ escaped, so a ``|`` in a file name cannot break a table.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from lossctl.render import checks_summary, display_name, format_value
 from lossctl.results import Evaluation
@@ -76,4 +77,13 @@ def to_markdown(evaluation: Evaluation) -> str:
     if evaluation.warnings:
         lines += ["", "**Warnings**", ""]
         lines += [f"- {escape(w)}" for w in evaluation.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_error(message: str, files: Sequence[str]) -> str:
+    """The job summary of a run stopped by a data error: the verdict, the input and the message."""
+    lines = ["### ❌ lossctl: data error", ""]
+    if files:
+        lines += [", ".join(code(f, cell=False) for f in files), ""]
+    lines.append(f"lossctl stopped before a result: {escape(message)}")
     return "\n".join(lines) + "\n"
