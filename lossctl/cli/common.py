@@ -33,7 +33,7 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
 def config_options(fn: F) -> F:
     """``--config FILE`` and ``--no-config``."""
     return _stack(
-        click.option("--config", "config_path", metavar="FILE", help="Read defaults from FILE (TOML) instead of ./lossctl.toml or [tool.lossctl] in ./pyproject.toml."),
+        click.option("--config", "config_path", metavar="FILE", type=click.Path(dir_okay=False), help="Read defaults from FILE (TOML) instead of ./lossctl.toml or [tool.lossctl] in ./pyproject.toml."),
         click.option("--no-config", is_flag=True, help="Ignore lossctl.toml and pyproject.toml."),
     )(fn)
 

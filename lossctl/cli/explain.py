@@ -6,9 +6,11 @@ import json
 
 import click
 
+from lossctl.completion import complete_name
+
 
 @click.command("explain", short_help="Formula, parameters, shapes and examples of one loss or metric.")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_name)
 @click.option("--json", "as_json", is_flag=True, help="Write one JSON object instead of text.")
 def explain_command(name: str, as_json: bool) -> None:
     """Explain NAME: formula, parameters, input shapes, Keras and scikit-learn equivalents.

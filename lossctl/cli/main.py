@@ -46,6 +46,13 @@ class LossctlGroup(click.Group):
             ctx.exit(0)
         return super().parse_args(ctx, args)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        # The command's words as typed, for completion (lossctl.completion): an
+        # option still waiting for its value stops Click's parsing before the FILEs.
+        ctx.meta["lossctl.words"] = tuple(rest)
+        return name, command, rest
+
     def main(  # type: ignore[override]  # same signature, narrower use
         self,
         args: Sequence[str] | None = None,

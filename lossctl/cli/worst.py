@@ -16,6 +16,7 @@ from lossctl.cli.common import (
     say,
 )
 from lossctl.cli.outputs import plan_outputs
+from lossctl.completion import complete_specs
 from lossctl.errors import ExitStatus, UsageProblem
 from lossctl.options import click_options
 
@@ -24,7 +25,7 @@ FORMATS = ("table", "json", "csv")
 
 @click.command("worst")
 @click.argument("files", nargs=-1, metavar="[FILE]...", type=click.Path(allow_dash=True))
-@click.option("-l", "--loss", "loss", metavar="SPEC", help="The per-row loss (or metric) to rank rows by: NAME[:key=value...].  [required]")
+@click.option("-l", "--loss", "loss", metavar="SPEC", shell_complete=complete_specs, help="The per-row loss (or metric) to rank rows by: NAME[:key=value...].  [required]")
 @click.option("-n", "count", type=click.IntRange(min=1), default=10, show_default=True, help="How many rows to show.")
 @click_options("worst")
 @output_options_for(FORMATS)
