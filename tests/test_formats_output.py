@@ -488,3 +488,42 @@ def test_readme_ci_example_fails_the_job_when_a_gate_fails(tmp_path: Path) -> No
     result = CliRunner().invoke(cli, strict)
     assert result.exit_code == 1
     assert result.stdout.startswith("### ❌ lossctl: 1 of 2 checks failed")
+
+
+# --- per-class values: scikit-learn's classification_report in the table and markdown ---------------
+
+
+def _classification_report() -> tuple[Any, Any, Any, Any]:
+    import pyarrow.parquet as pq
+    from sklearn.metrics import precision_recall_fscore_support
+
+    t = pq.read_table(ROOT / "sample_data" / "multiclass.parquet")
+    y = t.column("label").to_numpy()
+    decided = np.argmax(np.stack(t.column("probs").to_numpy(zero_copy_only=False)), axis=1)
+    return precision_recall_fscore_support(y, decided, average=None)
+
+
+def test_per_class_values_show_in_table_and_markdown() -> None:
+    precision, recall, f1, support = _classification_report()
+    args = ["eval", ROOT / "sample_data" / "multiclass.parquet", "-m", "precision,recall,f1", "--no-config"]
+    doc = json.loads(run(*args, "-f", "json").stdout)
+    assert doc["results"][0]["per_class"] == pytest.approx(list(precision), rel=1e-12)
+    assert doc["results"][0]["support"] == list(map(float, support))
+    table = run(*args, "-f", "table").stdout
+    section = table[table.index("per class"):]
+    rows = [line.strip("│ ").split("│") for line in section.splitlines() if re.match(r"^│\s+\d+ ", line)]
+    assert len(rows) == len(support) == 10
+    for k, row in enumerate(rows):
+        cells = [float(c) for c in row]
+        assert cells[0] == k
+        assert cells[1:4] == pytest.approx([precision[k], recall[k], f1[k]], rel=1e-5)
+        assert cells[4] == support[k]
+    md = run(*args, "-f", "markdown").stdout
+    results, classes = _tables(md)
+    assert classes[0] == ["class", "precision", "recall", "f1 (f1_score)", "support"]
+    assert [float(c) for c in classes[3][1:]] == pytest.approx([precision[2], recall[2], f1[2], support[2]], rel=1e-5)
+
+
+def test_no_per_class_section_without_per_class_values(data: Path) -> None:
+    assert "per class" not in run("eval", data, "-l", "mse", "-f", "table").stdout
+    assert "Per class" not in run("eval", ROOT / "sample_data" / "binary.csv", "-m", "precision", "-f", "markdown").stdout

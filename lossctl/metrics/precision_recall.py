@@ -47,13 +47,15 @@ def averaged(label: str, num: F64, den: F64, tp: F64, fp: F64, fn: F64, average:
         why: what a zero denominator means (``no positive predictions``).
 
     Returns:
-        The value, with ``per_class`` values in ``extra`` when ``K > 1``.
+        The value, with ``per_class`` values and each class's ``support``
+        (its weighted count in y_true, tp + fn) in ``extra`` when ``K > 1``.
     """
     defined = den > 0
     per = np.divide(num, np.where(defined, den, 1.0))
     extra: dict[str, Any] = {}
     if len(num) > 1:
         extra["per_class"] = [float(v) if d else None for v, d in zip(per, defined, strict=True)]
+        extra["support"] = [float(v) for v in tp + fn]
     if len(num) == 1:
         if not defined[0]:
             return Value.undefined(f"{label} is undefined: {why} (Keras reports 0)")

@@ -104,6 +104,26 @@ def format_value(value: Any) -> str:
     return f"{value:.6g}"
 
 
+def per_class(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]:
+    """The per-class view (scikit-learn's ``classification_report``): header and rows, or nothing.
+
+    One row per class, one column per result that has ``per_class`` values,
+    then ``support`` (each class's weighted count in y_true) when a result
+    gives it. Empty when no result has per-class values.
+    """
+    having = [r for r in evaluation.results if r.extra.get("per_class")]
+    if not having:
+        return [], []
+    support = next((r.extra["support"] for r in having if r.extra.get("support")), None)
+    header = ["class", *(display_name(r) for r in having)] + (["support"] if support else [])
+    count = max(len(r.extra["per_class"]) for r in having)
+    rows = []
+    for k in range(count):
+        cells = [format_value(r.extra["per_class"][k]) if k < len(r.extra["per_class"]) else "" for r in having]
+        rows.append([str(k), *cells] + ([format_value(support[k])] if support else []))
+    return header, rows
+
+
 def checks_summary(evaluation: Evaluation) -> str:
     """``all 2 checks passed`` / ``1 of 3 checks failed: mse < 0.25`` / ``no checks``."""
     checks = evaluation.checks

@@ -1,7 +1,8 @@
 """Markdown for a CI job summary (``-f markdown >> $GITHUB_STEP_SUMMARY``).
 
 A heading with the verdict, a line naming the input, the results table,
-the checks table and the warnings, in GitHub-flavoured Markdown. Every
+the per-class table (when results have per-class values), the checks table
+and the warnings, in GitHub-flavoured Markdown. Every
 piece of text that comes from the user (file and column names, specs) is
 escaped, so a ``|`` in a file name cannot break a table.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from lossctl.render import checks_summary, display_name, format_value
+from lossctl.render import checks_summary, display_name, format_value, per_class
 from lossctl.results import Evaluation
 
 _SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
@@ -67,6 +68,11 @@ def to_markdown(evaluation: Evaluation) -> str:
     for r in evaluation.results:
         arrow = "↓" if r.direction == "min" else "↑"
         lines.append(_row([code(display_name(r)), r.kind, format_value(r.value), arrow, escape(r.note or "")]))
+    header, rows = per_class(evaluation)
+    if rows:
+        lines += ["", "**Per class**", "", _row([h if h in ("class", "support") else code(h) for h in header])]
+        lines.append("| " + " | ".join("---:" for _ in header) + " |")
+        lines += [_row(row) for row in rows]
     if evaluation.checks:
         lines += ["", _row(["check", "value", "result", "note"]), "| --- | ---: | :---: | --- |"]
         for c in evaluation.checks:

@@ -1,5 +1,10 @@
 """A rich table: a title naming the input and the columns picked, values right-justified.
 
+When results carry per-class values (precision, recall, F-scores, IoU on
+several classes), a per-class table follows, one row per class with each
+class's support: scikit-learn's ``classification_report``, whose averages
+are the results above.
+
 Checks get a section of their own under the results: the expression, the
 unrounded value shown to six significant digits, PASS or FAIL and why, and
 a one-line verdict in the caption.
@@ -10,7 +15,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from lossctl.render import checks_summary, display_name, format_value, rich_text
+from lossctl.render import checks_summary, display_name, format_value, per_class, rich_text
 from lossctl.results import Evaluation
 
 SIGNIFICANT = 6
@@ -43,6 +48,19 @@ def _checks_table(evaluation: Evaluation) -> Table:
     return table
 
 
+def _per_class_table(evaluation: Evaluation) -> Table | None:
+    header, rows = per_class(evaluation)
+    if not rows:
+        return None
+    table = Table(title="per class", title_justify="left")
+    table.add_column(header[0], justify="right")
+    for name in header[1:]:
+        table.add_column(name, justify="right", overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def to_table(evaluation: Evaluation, *, stdout: bool = False, width: int | None = None) -> str:
     """Render the results (and the checks, if any) as rich tables, returned as text (see ``rich_text``)."""
     inp = evaluation.input
@@ -60,6 +78,9 @@ def to_table(evaluation: Evaluation, *, stdout: bool = False, width: int | None 
         arrow = "↓" if r.direction == "min" else "↑"
         table.add_row(display_name(r), r.kind, format_value(r.value), arrow, r.note or "")
     parts: list[Table | Text] = [table]
+    classes = _per_class_table(evaluation)
+    if classes is not None:
+        parts += [Text(""), classes]
     if evaluation.checks:
         parts += [Text(""), _checks_table(evaluation)]
     return rich_text(*parts, stdout=stdout, width=width)
