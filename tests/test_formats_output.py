@@ -428,6 +428,50 @@ def test_progress_bar_redraws_a_few_times_a_second() -> None:
     assert "rows" in buf.getvalue()
 
 
+def test_progress_bar_with_a_known_total_shows_it_with_an_eta() -> None:
+    clock = FakeClock()
+    buf = io.StringIO()
+    bar = ProgressBar(True, delay=0.5, interval=0.25, clock=clock, console=Console(file=buf, force_terminal=True, width=120))
+    bar.expect(1_000_000)
+    for _ in range(400):  # 100,000 rows a second: 4 s in, 6 s to go
+        clock.now += 0.01
+        bar(1000)
+    shown = buf.getvalue()
+    bar.close()
+    last = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown).replace("\r", "\n").strip().splitlines()[-1]
+    match = re.search(r"(\d+)% ([\d,]+)/1,000,000 rows .*ETA 0:00:0(\d)", last)
+    assert match, last
+    done = int(match.group(2).replace(",", ""))
+    assert 350_000 <= done <= 400_000 and int(match.group(1)) == done // 10_000
+    assert 5 <= int(match.group(3)) <= 7  # 100,000 rows a second, ~6 s to go
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.expected: list[int | None] = []
+        self.rows = 0
+
+    def expect(self, total: int | None) -> None:
+        self.expected.append(total)
+
+    def __call__(self, rows: int) -> None:
+        self.rows += rows
+
+
+@pytest.mark.parametrize(("name", "known"), [("regression.parquet", True), ("regression.csv", False)])
+def test_the_engine_tells_the_row_count_when_the_input_knows_it(name: str, known: bool) -> None:
+    from lossctl.api import run as run_request
+    from lossctl.request import Request
+
+    counting = Counting()
+    evaluation = run_request(Request(files=(str(ROOT / "sample_data" / name),), losses=("mse",), chunk_size=500), on_chunk=counting)
+    assert counting.expected == [3000 if known else None]
+    assert counting.rows == evaluation.input.rows == 3000
+    plain: list[int] = []  # a plain function still works: no expect() to call
+    run_request(Request(files=(str(ROOT / "sample_data" / name),), losses=("mse",)), on_chunk=plain.append)
+    assert sum(plain) == 3000
+
+
 def test_progress_bar_costs_nothing_measurable() -> None:
     bar = ProgressBar(True, delay=1e9)  # enabled, never due: the per-chunk cost is a clock read
     start = time.perf_counter()

@@ -157,3 +157,12 @@ def test_off_a_terminal_a_plain_table_of_rich_s_default_width() -> None:
     assert "\x1b" not in done.stdout
     assert max(widths(done.stdout)) <= 80
     assert "PASS" in done.stdout
+
+
+def test_a_progress_bar_with_total_and_eta_on_a_long_run() -> None:
+    # One row per chunk makes the 3,000-row file take about a second: long enough for the bar.
+    args = ["eval", "sample_data/regression.parquet", "--chunk-size", "1", "-l", "mse,mae,huber", "-m", "r2", "-f", "json", "--no-config"]
+    text = ANSI.sub("", in_terminal(args, 100))
+    assert re.search(r"reading .*\d+% [\d,]+/3,000 rows .*ETA", text), text
+    quiet = ANSI.sub("", in_terminal([*args, "-q"], 100))
+    assert "reading" not in quiet

@@ -153,7 +153,10 @@ def say(message: str, quiet: bool) -> None:
 class ProgressBar:
     """Rows read so far, on standard error, for runs longer than ``delay`` seconds.
 
-    Costs one clock read per chunk; the display is redrawn at most once per
+    With the row count known before reading (:meth:`expect`, called by the
+    engine: Parquet, NPY, Arrow), a bar with the total, the percentage and
+    the time remaining; otherwise a spinner with the rows read. Costs one
+    clock read per chunk; the display is redrawn at most once per
     ``interval`` (a few times a second) and only when standard error is a
     terminal. Pass the instance as the engine's ``on_chunk`` callback; call
     :meth:`close` when done (it erases the bar).
@@ -170,6 +173,7 @@ class ProgressBar:
     ) -> None:
         self.enabled = enabled
         self.rows = 0
+        self.total: int | None = None
         self.redraws = 0
         self._clock = clock
         self._interval = interval
@@ -182,6 +186,10 @@ class ProgressBar:
     def for_terminal(cls, quiet: bool) -> ProgressBar:
         """Enabled only when standard error is a terminal and ``--quiet`` is off."""
         return cls(not quiet and sys.stderr.isatty())
+
+    def expect(self, total: int | None) -> None:
+        """The rows the input holds, when known before reading."""
+        self.total = total
 
     def __call__(self, rows: int) -> None:
         self.rows += rows
@@ -199,21 +207,35 @@ class ProgressBar:
 
     def _start(self) -> None:
         from rich.console import Console
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            SpinnerColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         console = self._console or Console(stderr=True)
+        if self.total:
+            columns: tuple[Any, ...] = (
+                TextColumn("reading"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+            )
+        else:
+            columns = (SpinnerColumn(), TextColumn("reading"), TextColumn("{task.completed:,.0f} rows"), TimeElapsedColumn())
         # auto_refresh=False: no background thread; we redraw from the callback.
         self._progress = Progress(
-            SpinnerColumn(),
-            TextColumn("reading"),
-            TextColumn("{task.completed:,.0f} rows"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            auto_refresh=False,
+            *columns, console=console, transient=True, auto_refresh=False, get_time=self._clock
         )
         self._progress.start()
-        self._task = self._progress.add_task("rows", total=None)
+        self._task = self._progress.add_task("rows", total=self.total or None)
 
     def close(self) -> None:
         if self._progress is not None:
