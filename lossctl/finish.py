@@ -17,7 +17,7 @@ from lossctl.batch import EPSILON
 from lossctl.checks import judge
 from lossctl.partial import Partial
 from lossctl.plan import Plan
-from lossctl.registry import Resolved
+from lossctl.registry import Resolved, not_applicable
 from lossctl.results import Evaluation, InputSummary, MetricResult, RoleInfo
 from lossctl.state import State
 
@@ -59,6 +59,7 @@ def finish(
         for r, acc in zip(plan.specs, plan.accumulators, strict=True)
     )
     warnings: list[str] = [partial.warned[i][1] for i in sorted(partial.warned)]
+    warnings += parameter_warnings(plan)
     if partial.rows == 0:
         warnings.append("no rows: every value is undefined")
     if partial.dropped:
@@ -84,6 +85,14 @@ def finish(
         warnings=tuple(warnings),
         checks=judge(plan.checks, results),
     )
+
+
+def parameter_warnings(plan: Plan) -> list[str]:
+    """Parameters given that cannot apply to this input's shapes (none before any row was read)."""
+    true, pred = plan.roles.get("y_true"), plan.roles.get("y_pred")
+    if true is None or pred is None or true.width is None or pred.width is None:
+        return []
+    return [w for r in plan.specs for w in not_applicable(r, true.width, pred.width)]
 
 
 def signature(chunk_size: int | None, nan: str, sizes: Mapping[str, int | None]) -> dict[str, Any]:

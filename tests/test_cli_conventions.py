@@ -6,9 +6,11 @@ registry names (through Click's own completion API, no shell needed).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -121,3 +123,53 @@ def test_completion_through_the_environment_as_a_shell_calls_it() -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert source.returncode == 0 and "_LOSSCTL_COMPLETE=bash_complete" in source.stdout
+
+
+# --- a parameter that cannot apply says so (SPEC section 3) ------------------------------------------
+
+
+def test_average_on_one_probability_column_warns_without_changing_the_number(tmp_path: Path) -> None:
+    import csv
+
+    from sklearn.metrics import f1_score
+
+    rows = list(csv.DictReader(Path("sample_data/binary.csv").read_text(encoding="utf-8").splitlines()))
+    y = [int(r["label"]) for r in rows]
+    decided = [int(float(r["score"]) > 0.5) for r in rows]
+    result = CliRunner().invoke(cli, ["eval", "sample_data/binary.csv", "-m", "f1:average=macro,f1", "-f", "json", "--no-config"])
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    asked, plain = doc["results"]
+    assert asked["value"] == plain["value"] == pytest.approx(f1_score(y, decided), rel=1e-12)  # Keras's positive-class F1
+    assert asked["value"] != pytest.approx(f1_score(y, decided, average="macro"), rel=1e-6)
+    [warning] = doc["warnings"]
+    assert warning.startswith("f1:average=macro: average=macro does not apply to one y_pred column")
+    assert "--pred p0,p1" in warning
+    assert f"lossctl: warning: {warning}" in result.stderr.splitlines()
+    # Given both classes' probabilities, average=macro is scikit-learn's macro F1, and nothing to warn about.
+    two = tmp_path / "two.csv"
+    two.write_text("label,p0,p1\n" + "".join(f"{r['label']},{1 - float(r['score'])!r},{float(r['score'])!r}\n" for r in rows))
+    result = CliRunner().invoke(cli, ["eval", str(two), "--pred", "p0,p1", "-m", "f1:average=macro", "-f", "json", "--no-config"])
+    doc = json.loads(result.stdout)
+    assert doc["warnings"] == [] and result.stderr == ""
+    scores = [float(r["score"]) for r in rows]
+    argmax = [int(s > 1 - s) for s in scores]
+    assert doc["results"][0]["value"] == pytest.approx(f1_score(y, argmax, average="macro"), rel=1e-12)
+
+
+def test_merge_warns_as_eval_does(tmp_path: Path) -> None:
+    state = tmp_path / "s.lcstate"
+    saved = CliRunner().invoke(cli, ["eval", "sample_data/binary.csv", "-m", "precision:average=weighted", "--save-state", str(state), "-q", "-f", "json"])
+    assert saved.exit_code == 0, saved.stderr
+    merged = CliRunner().invoke(cli, ["merge", str(state), "-f", "json"])
+    assert merged.exit_code == 0, merged.stderr
+    assert json.loads(merged.stdout)["warnings"][0].startswith("precision:average=weighted: average=weighted does not apply")
+
+
+def test_explain_says_where_a_parameter_applies() -> None:
+    text = CliRunner().invoke(cli, ["explain", "f1"]).stdout
+    assert "applies only to several classes" in text and "positive class" in text
+    info = json.loads(CliRunner().invoke(cli, ["explain", "f1", "--json"]).stdout)
+    average = next(p for p in info["params"] if p["name"] == "average")
+    assert average["applies"].startswith("applies only to several classes")
+    assert "applies" not in next(p for p in info["params"] if p["name"] == "threshold")

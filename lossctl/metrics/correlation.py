@@ -24,7 +24,7 @@ import numpy as np
 
 from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import EPSILON, F64, Batch
-from lossctl.params import Param
+from lossctl.params import ONE_SCORE_PER_COLUMN, Param
 from lossctl.registry import Example, MetricDef, register
 from lossctl.state import State, comoments, fold_comoments
 
@@ -227,6 +227,7 @@ register(
                 str,
                 "how per-column scores are combined",
                 choices=("uniform_average", "variance_weighted"),
+                applies=ONE_SCORE_PER_COLUMN,
             ),
         ),
         keras=None,

@@ -19,8 +19,12 @@ from lossctl.accumulate import Value
 from lossctl.batch import F64, Batch
 from lossctl.metrics._labels import check_labels, classes_text
 from lossctl.metrics.confusion import Counts, Decision
-from lossctl.params import Param
+from lossctl.params import Applies, Param, several_columns
 from lossctl.registry import Example, MetricDef, register
+
+def _several_classes(params: Mapping[str, Any], true_width: int, pred_width: int) -> bool:
+    return several_columns(params, true_width, pred_width) and params.get("class_id") is None
+
 
 AVERAGE = Param(
     "average",
@@ -29,6 +33,12 @@ AVERAGE = Param(
     "how per-class values combine on a probability matrix: macro (mean over classes), "
     "micro (pooled counts), weighted (by support)",
     choices=("macro", "micro", "weighted"),
+    applies=Applies(
+        _several_classes,
+        "several classes: a probability matrix, one-hot or multilabel columns, without class_id",
+        "on one probability column the value is the positive class's, as Keras computes it; for "
+        "scikit-learn's average over both classes, give both classes' probabilities (--pred p0,p1)",
+    ),
 )
 
 
