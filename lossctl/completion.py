@@ -18,17 +18,23 @@ completes nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from click.shell_completion import CompletionItem
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import click
+    from click.shell_completion import CompletionItem
 
     from lossctl.registry import MetricDef
 
 OPERATORS = ("<", "<=", ">", ">=", "==", "!=")
 BOOLEANS = ("true", "false")
+
+
+def _item(value: str, **kwargs: Any) -> CompletionItem:
+    # Imported on use: the commands import this module at every start-up, completion is rare.
+    from click.shell_completion import CompletionItem
+
+    return CompletionItem(value, **kwargs)
 
 
 def _entries_by_name() -> dict[str, MetricDef]:
@@ -43,7 +49,7 @@ def _names(prefix: str, incomplete: str) -> list[CompletionItem]:
 
     wanted = normalize_name(incomplete)
     return [
-        CompletionItem(prefix + name, help=entry.summary)
+        _item(prefix + name, help=entry.summary)
         for name, entry in sorted(_entries_by_name().items())
         if normalize_name(name).startswith(wanted)
     ]
@@ -64,10 +70,10 @@ def _parameters(prefix: str, spec: str) -> list[CompletionItem]:
         if param is None:
             return []
         values = param.choices or (BOOLEANS if param.type is bool else ())
-        return [CompletionItem(f"{base}{key}={v}") for v in values if v.lower().startswith(value.lower())]
+        return [_item(f"{base}{key}={v}") for v in values if v.lower().startswith(value.lower())]
     taken = {normalize_name(g.partition("=")[0]) for g in given}
     return [
-        CompletionItem(f"{base}{p.name}=", help=f"{p.doc} (default {p.default})" if p.doc else None)
+        _item(f"{base}{p.name}=", help=f"{p.doc} (default {p.default})" if p.doc else None)
         for key, p in declared.items()
         if key not in taken and key.startswith(normalize_name(current))
     ]
@@ -99,7 +105,7 @@ def complete_check(ctx: click.Context, param: click.Parameter, incomplete: str) 
             return _names("", text)
         target = text.split()[0].rstrip("<>=!")
         rest = text[len(target):].strip()
-        return [CompletionItem(f"{target} {op} ") for op in OPERATORS if op.startswith(rest)]
+        return [_item(f"{target} {op} ") for op in OPERATORS if op.startswith(rest)]
     except Exception:  # noqa: BLE001 - completion never fails
         return []
 
@@ -129,7 +135,7 @@ def _files(ctx: click.Context) -> tuple[str, ...]:
 
 def complete_column(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """``--true`` / ``--pred`` / ``--weight``: a file name, or a column of the FILEs given before it."""
-    items = [CompletionItem(incomplete, type="file")]
+    items = [_item(incomplete, type="file")]
     files = _files(ctx)
     if not files or "-" in files:
         return items
@@ -140,5 +146,5 @@ def complete_column(ctx: click.Context, param: click.Parameter, incomplete: str)
     except Exception:  # noqa: BLE001 - completion never fails
         return items
     # The file item first: in bash it clears the list, then the matching columns are added.
-    return items + [CompletionItem(n) for n in names if n.startswith(incomplete)]
+    return items + [_item(n) for n in names if n.startswith(incomplete)]
 
