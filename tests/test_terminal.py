@@ -157,6 +157,12 @@ def test_off_a_terminal_a_plain_table_of_rich_s_default_width() -> None:
     assert "\x1b" not in done.stdout
     assert max(widths(done.stdout)) <= 80
     assert "PASS" in done.stdout
+    # FORCE_COLOR asks rich for colour in a pipe (for `less -R`), and gets it.
+    forced = subprocess.run(
+        [sys.executable, "-m", "lossctl", *EVAL, "-f", "table"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=ROOT, env=_env(FORCE_COLOR="1"), start_new_session=True, timeout=60, check=False,
+    )
+    assert colours(forced.stdout) and ANSI.sub("", forced.stdout) == done.stdout
 
 
 def test_a_progress_bar_with_total_and_eta_on_a_long_run() -> None:

@@ -62,7 +62,8 @@ class Outputs:
         write_whole({t.path: text for t, text in texts if t.path is not None})
         for t, text in texts:
             if t.path is None:
-                click.echo(text, nl=False)
+                # The table's colours are rich's decision (a terminal, NO_COLOR, FORCE_COLOR): Click keeps them.
+                click.echo(text, nl=False, color=True if t.format == "table" else None)
 
     @contextlib.contextmanager
     def reporting_errors(self, files: Sequence[str]) -> Iterator[None]:
