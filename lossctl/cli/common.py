@@ -1,10 +1,11 @@
-"""Options and helpers shared by ``eval``, ``inspect`` and ``worst``.
+"""Options and helpers shared by ``eval``, ``merge``, ``inspect`` and ``worst``.
 
 The evaluation options themselves come from the one table in
 ``lossctl.options``; here each command folds their values (and the config
-file's) into one :class:`~lossctl.request.Request`. Also here: the output
-format choice, writing the output, and the progress bar (standard error
-only, only on a terminal, only on long runs).
+file's) into one :class:`~lossctl.request.Request`. Also here: the ``-f`` /
+``-o`` options (their targets are ``lossctl.cli.outputs``), the report of
+an evaluation, and the progress bar (standard error only, only on a
+terminal, only on long runs).
 """
 
 from __future__ import annotations
@@ -94,14 +95,14 @@ def build_request(command: str, files: tuple[str, ...], given: dict[str, Any], c
     for output in outputs:
         check_output_path(output, inputs)
     named = [("-o", path) for path in outputs]
-    for flag in ("--per-row", "--save-state"):
-        path = getattr(request, flag[2:].replace("-", "_"), None)
-        if path is not None:
-            check_output_path(path, inputs, flag)
-            for other_flag, other in named:
-                if same_path(path, other):
-                    raise UsageProblem(f"{flag} {path}: is also {other_flag} {other}; name another file")
-            named.append((flag, path))
+    for flag, path in (("--per-row", getattr(request, "per_row", None)), ("--save-state", getattr(request, "save_state", None))):
+        if path is None:
+            continue
+        check_output_path(path, inputs, flag)
+        for other_flag, other in named:
+            if same_path(path, other):
+                raise UsageProblem(f"{flag} {path}: is also {other_flag} {other}; name another file")
+        named.append((flag, path))
     return request
 
 
