@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# Running needs only lossctl's own dependencies; the tests add the `test` extra.
+STAMP      := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 BENCH_VENV := .venv-bench
 BENCH_DATA ?= benchmarks/data
@@ -14,8 +16,12 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(TEST_STAMP)
 
 # Byte-compile the package up front: this machine sets PYTHONDONTWRITEBYTECODE,
 # so without it every run would compile lossctl's modules again (~0.1 s).
@@ -23,7 +29,7 @@ run: $(STAMP)
 	$(BIN)/python -m compileall -q lossctl
 	$(BIN)/lossctl eval sample_data/regression.csv --loss mse,mae,huber --metric rmse,r2 --format table
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
 samples: $(STAMP)

@@ -64,6 +64,9 @@ from common import (
 PEERS_SCRIPT = BENCH_DIR / "peers.py"
 DEFAULT_LOSSCTL = BENCH_DIR.parent / ".venv" / "bin" / "lossctl"
 DEFAULT_RESULTS = BENCH_DIR / "RESULTS.md"
+# The start-up section's `lossctl eval` on sample_data/regression.csv (3,000 rows): `make run`'s
+# specs, as CSV so that the report's output column shows the last result.
+STARTUP_EVAL = ["--loss", "mse,mae,huber", "--metric", "rmse,r2", "-f", "csv", "--no-config"]
 
 #: Distributions whose versions are reported for each Python environment.
 REPORTED_DISTRIBUTIONS = (
@@ -422,10 +425,14 @@ class Harness:
         check_agreement(w, outcomes)
 
     def run_startup(self) -> None:
-        """Time ``lossctl --version`` and a bare interpreter start, fresh process each."""
+        """Time ``lossctl --version``, ``lossctl eval`` on the 3,000-row sample CSV and a bare
+        interpreter start, a fresh process each time."""
         commands = {}
         if "lossctl" in self.args.tools:
             commands["lossctl --version"] = [str(self.lossctl), "--version"]
+            args = ["eval", "sample_data/regression.csv", *STARTUP_EVAL]
+            sample = str(BENCH_DIR.parent / args[1])
+            commands[shlex.join(["lossctl", *args])] = [str(self.lossctl), args[0], sample, *args[2:]]
         commands["python -c pass"] = [self.python, "-c", "pass"]
         for label, cmd in commands.items():
             outcome = Outcome(label, command=shlex.join(cmd))
@@ -956,7 +963,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--version-repeat",
         type=int,
         default=10,
-        help="fresh runs of `lossctl --version` (default %(default)s)",
+        help="fresh runs of each start-up command: `lossctl --version`, `lossctl eval` on the "
+        "3,000-row sample CSV (default %(default)s)",
     )
     ap.add_argument(
         "--timeout",

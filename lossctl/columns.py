@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lossctl.errors import UsageProblem
-from lossctl.io import Table, data_extension, natural_key
+from lossctl.io import ColumnInfo, Table, data_extension, natural_key
 from lossctl.params import did_you_mean
 
 TRUE_NAMES = (
@@ -155,14 +155,48 @@ def _auto_pick(table: Table, role: str) -> tuple[str, ...] | None:
     return None
 
 
+# Name words of a column that identifies rows rather than measuring them.
+_ID_WORDS = frozenset({"id", "ids", "idx", "index", "key", "uuid", "guid", "pk", "row", "rowid", "rownum", "row_number"})
+
+
+def id_like(name: str) -> bool:
+    """A row id or key by its name: ``id``, ``customer_id``, ``userId``, ``row``, ``index``, ``Unnamed: 0``."""
+    words = re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())
+    return not words or name.lower().startswith("unnamed") or any(w in _ID_WORDS for w in words)
+
+
+def _suggestion(table: Table, role: str) -> str | None:
+    """A column worth trying for ``role``: never an id or a key, nor a column of the other roles.
+
+    Numeric columns whose name contains a word of the role's common names
+    (``yhat_model`` for y_pred) come first; for y_pred, decimals before
+    integers (an integer column is more often a key or a label).
+    """
+    others = set(TRUE_NAMES) if role == "y_pred" else set(PRED_NAMES)
+    others |= {"weight", "weights", "sample_weight"}
+    candidates = [
+        c for c in table.columns
+        if c.kind in ("number", "list") and c.name.lower() not in others and not id_like(c.name)
+    ]
+    if not candidates:
+        return None
+    words = [w for w in _AUTO.get(role, ()) if len(w) > 2]
+
+    def rank(c: ColumnInfo) -> tuple[bool, bool]:
+        named = any(w in c.name.lower() for w in words)
+        integer = role == "y_pred" and c.dtype.startswith(("int", "uint"))
+        return (not named, integer)
+
+    return min(candidates, key=rank).name
+
+
 def _hint(table: Table, role: str, value: str) -> str:
     """"did you mean" for a near miss, else a column to try with the flag."""
     close = did_you_mean(value, table.names)
     if close:
         return close
-    taken = set(TRUE_NAMES) if role == "y_pred" else set(PRED_NAMES)
-    numeric = [c.name for c in table.columns if c.kind in ("number", "list") and c.name.lower() not in taken]
-    return f" (try {FLAGS[role]} {numeric[0]})" if numeric else ""
+    column = _suggestion(table, role)
+    return f" (try {FLAGS[role]} {column})" if column else ""
 
 
 def resolve_role(

@@ -106,14 +106,23 @@ def type_name(param: Param) -> str:
 
 
 def param_info(param: Param) -> dict[str, Any]:
-    """One parameter as data: name, default, type, constraint, doc."""
-    return {
+    """One parameter as data: name, default, type, constraint, doc, and where it applies if not everywhere."""
+    info = {
         "name": param.name,
         "default": _jsonable(param.default),
         "type": type_name(param),
         "constraint": param.describe() + (" or none" if param.optional else ""),
         "doc": param.doc,
     }
+    if param.applies is not None:
+        info["applies"] = applies_text(param)
+    return info
+
+
+def applies_text(param: Param) -> str:
+    """``applies only to ...; elsewhere ...`` (what a warning says when it is given where it cannot apply)."""
+    assert param.applies is not None
+    return f"applies only to {param.applies.where}; elsewhere lossctl warns: {param.applies.otherwise}"
 
 
 def legacy_note(entry: MetricDef, asked: str) -> str | None:
@@ -349,6 +358,8 @@ def explain_text(entry: MetricDef, asked: str | None = None) -> str:
             lines.append(f"  {p.name}={format_value(p.default)}  ({type_name(p)}; {param_info(p)['constraint']})")
             if p.doc:
                 lines.append(f"      {p.doc}")
+            if p.applies is not None:
+                lines.append(f"      {applies_text(p)}")
     else:
         lines.append("  none")
     lines += ["", "Inputs:", f"  {entry.inputs}", f"  shapes: {entry.shapes} ({SHAPES_TEXT.get(entry.shapes, entry.shapes)})"]
@@ -414,8 +425,9 @@ def _entry_markdown(entry: MetricDef) -> list[str]:
         out += ["| parameter | default | accepts | meaning |", "| --- | --- | --- | --- |"]
         for p in entry.all_params:
             info = param_info(p)
+            meaning = p.doc + (f" ({info['applies']})" if "applies" in info else "")
             out.append(
-                f"| `{p.name}` | `{format_value(p.default)}` | {_cell(info['constraint'])} | {_cell(p.doc)} |"
+                f"| `{p.name}` | `{format_value(p.default)}` | {_cell(info['constraint'])} | {_cell(meaning)} |"
             )
         out.append("")
     ex = entry.example

@@ -265,6 +265,14 @@ def raise_first_problem(partial: Partial, selection: Selection, rest: Chunks) ->
     )
 
 
+def known_rows(selection: Selection) -> int | None:
+    """The rows to read, when the input knows them without reading (Parquet, NPY, Arrow; not CSV)."""
+    for role in (selection.y_true, selection.y_pred):
+        if role.table.num_rows is not None:
+            return role.table.num_rows
+    return None
+
+
 def input_sizes(files: Sequence[str]) -> dict[str, int | None]:
     sizes: dict[str, int | None] = {}
     for f in files:
@@ -286,6 +294,9 @@ def evaluate(
 ) -> tuple[Plan, Partial, Selection, tuple[str, ...]]:
     """Plan and fold a request in one pass; raise UsageProblem or DataError on expected errors.
 
+    ``on_chunk`` is called with each chunk's row count; when it has an
+    ``expect(rows)`` method, that is called first with the input's row count
+    (``None`` when unknown before reading, as for CSV), for a progress total.
     Returns the plan, the partial of every row (no error in it), the column
     selection and the input files' labels.
     """
@@ -307,6 +318,9 @@ def evaluate(
     )
     if selection.weight is not None and (len(selection.weight.columns) != 1):
         raise UsageProblem(f"--weight names {len(selection.weight.columns)} columns; give one")
+    expect = getattr(on_chunk, "expect", None)
+    if expect is not None:
+        expect(known_rows(selection))
     slicer = None
     if request.by:
         if request.max_groups < 1:

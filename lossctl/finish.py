@@ -18,7 +18,7 @@ from lossctl.checks import judge
 from lossctl.groups import key_dict, sort_key
 from lossctl.partial import Partial
 from lossctl.plan import Plan
-from lossctl.registry import Resolved
+from lossctl.registry import Resolved, not_applicable
 from lossctl.results import Evaluation, InputSummary, MetricResult, RoleInfo
 from lossctl.state import State
 
@@ -73,6 +73,7 @@ def finish(
             for i, (r, acc) in enumerate(pairs):
                 grouped.setdefault(i, []).append(result_of(r, acc, partial.states[acc.key], slot, key))
     warnings: list[str] = [partial.warned[i][1] for i in sorted(partial.warned)]
+    warnings += parameter_warnings(plan)
     if partial.rows == 0:
         warnings.append("no rows: every value is undefined")
     if partial.dropped:
@@ -107,6 +108,14 @@ def finish(
         checks=judge(plan.checks, results, grouped if groups is not None else None),
         by=plan.by,
     )
+
+
+def parameter_warnings(plan: Plan) -> list[str]:
+    """Parameters given that cannot apply to this input's shapes (none before any row was read)."""
+    true, pred = plan.roles.get("y_true"), plan.roles.get("y_pred")
+    if true is None or pred is None or true.width is None or pred.width is None:
+        return []
+    return [w for r in plan.specs for w in not_applicable(r, true.width, pred.width)]
 
 
 def signature(

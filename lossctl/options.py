@@ -34,9 +34,11 @@ class Option:
         type: ``str``, ``int`` or a tuple of choices (case-insensitive).
         metavar: the placeholder in ``--help``.
         commands: the commands that take it.
+        complete: shell completion: ``path`` (a file name, ``click.Path``) or
+            a completer of :mod:`lossctl.completion` (``specs``, ``check``, ``column``).
     """
 
-    __slots__ = ("field", "flags", "help", "default", "multiple", "keyword", "config", "type", "metavar", "commands")
+    __slots__ = ("field", "flags", "help", "default", "multiple", "keyword", "config", "type", "metavar", "commands", "complete")
 
     def __init__(
         self,
@@ -50,10 +52,11 @@ class Option:
         type: Any = str,
         metavar: str | None = None,
         commands: frozenset[str] = frozenset({"eval"}),
+        complete: str | None = None,
     ) -> None:
         self.field, self.flags, self.help, self.default = field, flags, help, default
         self.multiple, self.keyword, self.config, self.type = multiple, keyword, config, type
-        self.metavar, self.commands = metavar, commands
+        self.metavar, self.commands, self.complete = metavar, commands, complete
 
     @property
     def api_name(self) -> str:
@@ -79,19 +82,19 @@ _NAMES = frozenset({EVAL, WORST, "list", "explain"})
 
 OPTIONS: tuple[Option, ...] = (
     Option("losses", ("-l", "--loss"), "Loss(es) to evaluate: NAME[:key=value...], comma lists allowed, repeatable.",
-           default=(), multiple=True, keyword="loss", config="losses", metavar="SPEC"),
+           default=(), multiple=True, keyword="loss", config="losses", metavar="SPEC", complete="specs"),
     Option("metrics", ("-m", "--metric"), "Metric(s) to evaluate, same syntax as --loss.",
-           default=(), multiple=True, keyword="metric", config="metrics", metavar="SPEC"),
+           default=(), multiple=True, keyword="metric", config="metrics", metavar="SPEC", complete="specs"),
     Option("checks", ("-c", "--check"),
            "Quality gate 'NAME OP NUMBER' (OP: < <= > >= == !=), repeatable; exit 1 when one fails. "
            "Compares the unrounded value; an undefined value fails. A NAME not requested is evaluated too.",
-           default=(), multiple=True, config="checks", metavar="EXPR", commands=frozenset({EVAL, "merge"})),
+           default=(), multiple=True, config="checks", metavar="EXPR", commands=frozenset({EVAL, "merge"}), complete="check"),
     Option("true", ("--true",), "y_true column(s): a name, comma list or glob; or a file.",
-           config="columns.true", metavar="COL|PATH[:COL]", commands=_READ),
+           config="columns.true", metavar="COL|PATH[:COL]", commands=_READ, complete="column"),
     Option("pred", ("--pred",), "y_pred column(s): a name, comma list or glob; or a file.",
-           config="columns.pred", metavar="COL|PATH[:COL]", commands=_READ),
+           config="columns.pred", metavar="COL|PATH[:COL]", commands=_READ, complete="column"),
     Option("weight", ("--weight",), "Per-row sample weights.",
-           config="columns.weight", metavar="COL|PATH[:COL]", commands=_READ),
+           config="columns.weight", metavar="COL|PATH[:COL]", commands=_READ, complete="column"),
     Option("chunk_size", ("--chunk-size",), "Rows per chunk (memory is bounded by it).  [default: 65536]",
            default=DEFAULT_CHUNK_ROWS, type=int, metavar="ROWS", commands=_READ),
     Option("input_format", ("--input-format",), "Read FILEs as this format, whatever their extension.",
@@ -112,10 +115,10 @@ OPTIONS: tuple[Option, ...] = (
            default=(), multiple=True, config="plugins", metavar="PATH.py|MODULE", commands=_NAMES),
     Option("per_row", ("--per-row",),
            "Also write each row's loss (row number + one column per per-row loss) to FILE (.parquet or .csv), streaming.",
-           metavar="FILE"),
+           metavar="FILE", complete="path"),
     Option("save_state", ("--save-state",),
            "Also write the run's partial states to FILE, for 'lossctl merge' (sharded evaluation).",
-           metavar="FILE"),
+           metavar="FILE", complete="path"),
 )
 
 BY_FIELD = {o.field: o for o in OPTIONS}
@@ -134,12 +137,28 @@ def click_options(command: str, only: Iterable[str] | None = None) -> Callable[[
     def apply(fn: F) -> F:
         for o in reversed(chosen):
             kind = click.Choice(o.type, case_sensitive=False) if isinstance(o.type, tuple) else o.type
+            extra: dict[str, Any] = {}
+            if o.complete == "path":
+                kind = click.Path(dir_okay=False)
+            elif o.complete is not None:
+                extra["shell_complete"] = _completer(o.complete)
             fn = click.option(
-                *o.flags, o.field, type=kind, multiple=o.multiple, default=None, metavar=o.metavar, help=o.help
+                *o.flags, o.field, type=kind, multiple=o.multiple, default=None, metavar=o.metavar, help=o.help, **extra
             )(fn)
         return fn
 
     return apply
+
+
+def _completer(name: str) -> Callable[..., Any]:
+    """The completer ``complete_<name>`` of :mod:`lossctl.completion`, imported only when the shell asks."""
+
+    def complete(ctx: Any, param: Any, incomplete: str) -> Any:
+        from lossctl import completion
+
+        return getattr(completion, f"complete_{name}")(ctx, param, incomplete)
+
+    return complete
 
 
 def config_keys() -> dict[str, Option]:

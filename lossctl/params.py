@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,35 @@ def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
 
 
 @dataclass(frozen=True)
+class Applies:
+    """Where a parameter can change the result (SPEC section 3: elsewhere lossctl says so).
+
+    Attributes:
+        test: ``(params, true_width, pred_width) -> bool``: whether the
+            parameter applies to an input with these values per row.
+        where: the inputs it applies to, in words (for ``explain`` and warnings).
+        otherwise: what the value is where it does not apply, and how to get
+            what the parameter asks for.
+    """
+
+    test: Callable[[Mapping[str, Any], int, int], bool]
+    where: str
+    otherwise: str
+
+
+def several_columns(params: Mapping[str, Any], true_width: int, pred_width: int) -> bool:
+    """An input with several values per row (a probability matrix, several outputs)."""
+    return max(true_width, pred_width) > 1
+
+
+ONE_SCORE_PER_COLUMN = Applies(
+    several_columns,
+    "several output columns",
+    "with one column there is one score, the same under every way of combining",
+)
+
+
+@dataclass(frozen=True)
 class Param:
     """One parameter of a loss or metric: Keras's name, type and default.
 
@@ -46,6 +76,7 @@ class Param:
             requires it too, e.g. ``recall_at_precision:precision=0.8``).
         excluded: an open interval of numbers that is not allowed inside the
             bounds (Tweedie's power may not lie in (0, 1)).
+        applies: where the parameter can change the result; ``None``: everywhere.
     """
 
     name: str
@@ -60,6 +91,7 @@ class Param:
     optional: bool = False
     required: bool = False
     excluded: tuple[float, float] | None = None
+    applies: Applies | None = None
 
     def describe(self) -> str:
         """The constraint in words, for help texts and error messages."""

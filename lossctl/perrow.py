@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from numpy.typing import NDArray
 
 from lossctl.batch import F64, Batch
 from lossctl.errors import UsageProblem
+from lossctl.outfile import Replacement
 from lossctl.registry import MetricDef, Resolved, lookup
 
 if TYPE_CHECKING:
@@ -98,12 +98,7 @@ class PerRowWriter:
         self._names: list[str] = []
         self._writer: Any = None
         self._schema: pa.Schema | None = None
-        directory = os.path.dirname(os.path.abspath(path))
-        try:
-            fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=directory)
-        except OSError as exc:
-            raise UsageProblem(f"--per-row {path}: cannot write: {exc.strerror or exc}") from None
-        os.close(fd)
+        self._out = Replacement(path, "--per-row")
 
     def chain(self, other: RowsHook | None) -> RowsHook:
         """A hook that writes, then calls ``other`` (if any)."""
@@ -141,11 +136,11 @@ class PerRowWriter:
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
-            self._writer = pq.ParquetWriter(self._tmp, self._schema)
+            self._writer = pq.ParquetWriter(self._out.tmp, self._schema)
         else:
             import pyarrow.csv as pacsv
 
-            self._writer = pacsv.CSVWriter(self._tmp, self._schema)
+            self._writer = pacsv.CSVWriter(self._out.tmp, self._schema)
 
     def write(self, rows: I64, batch: Batch, specs: Sequence[Resolved]) -> None:
         """Append one chunk's rows (called by the engine's ``on_rows`` hook)."""
@@ -168,7 +163,7 @@ class PerRowWriter:
             )
         self._writer.close()
         self._writer = None
-        os.replace(self._tmp, self.path)
+        self._out.commit()
 
     def abort(self) -> None:
         """Drop the temporary file after a failure."""
@@ -176,8 +171,7 @@ class PerRowWriter:
             # Already failing: the original error is the one to report.
             with contextlib.suppress(Exception):
                 self._writer.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self._tmp)
+        self._out.discard()
 
 
 @dataclass

@@ -18,7 +18,14 @@ from typing import Any, Literal
 
 from lossctl.accumulate import REDUCTIONS, Accumulator, Bound, Mean, Transformed
 from lossctl.errors import UsageProblem
-from lossctl.params import Param, RawSpec, did_you_mean, normalize_name, split_specs
+from lossctl.params import (
+    Param,
+    RawSpec,
+    did_you_mean,
+    normalize_name,
+    parse_spec,
+    split_specs,
+)
 
 Kernel = Callable[..., Any]
 
@@ -330,6 +337,28 @@ def resolve_all(losses: tuple[str, ...] | list[str], metrics: tuple[str, ...] | 
     """Resolve ``--loss`` and ``--metric`` option values, in the order given."""
     out = [resolve(raw, "loss") for raw in split_specs(losses)]
     out += [resolve(raw, "metric") for raw in split_specs(metrics)]
+    return out
+
+
+def not_applicable(r: Resolved, true_width: int, pred_width: int) -> list[str]:
+    """Warnings for the parameters the spec gives that cannot change the result on this input.
+
+    Only parameters written in the spec count (a default the user did not
+    ask for says nothing); the value is what it is either way, but the user
+    asked for something the input cannot give (``f1:average=macro`` on one
+    probability column is the positive class's F1, not a macro average).
+    """
+    declared = {normalize_name(p.name): p for p in r.entry.all_params}
+    out = []
+    for key, text in parse_spec(r.spec).params:
+        param = declared.get(normalize_name(key))
+        if param is None or param.applies is None or param.applies.test(r.params, true_width, pred_width):
+            continue
+        shape = "one y_pred column" if pred_width == 1 else f"{pred_width} y_pred columns"
+        out.append(
+            f"{r.spec}: {param.name}={text} does not apply to {shape} (only to {param.applies.where}); "
+            f"{param.applies.otherwise}"
+        )
     return out
 
 

@@ -13,13 +13,11 @@ Arrays are plain little-endian numbers: no pickle, no code, no object dtype.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
 import struct
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -29,6 +27,7 @@ import numpy as np
 from lossctl._version import __version__
 from lossctl.errors import DataError, LossctlError, UsageProblem
 from lossctl.groups import jsonable
+from lossctl.outfile import Replacement, cannot_write
 from lossctl.partial import Partial
 from lossctl.plan import Plan
 from lossctl.state import State
@@ -154,23 +153,15 @@ def encode(plan: Plan, partial: Partial, files: Sequence[str]) -> bytes:
 
 def save(path: str, plan: Plan, partial: Partial, files: Sequence[str]) -> None:
     """Write the state file whole or not at all (a temporary file renamed into place)."""
-    directory = os.path.dirname(os.path.abspath(path))
+    out = Replacement(path, "--save-state")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=directory)
-    except OSError as exc:
-        raise UsageProblem(f"--save-state {path}: cannot write: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(out.tmp, "wb") as fh:
             _write(fh, plan, partial, files)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        out.commit()
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        out.discard()
         if isinstance(exc, OSError):
-            raise UsageProblem(f"--save-state {path}: cannot write: {exc.strerror or exc}") from None
+            raise cannot_write("--save-state", path, exc) from None
         raise
 
 

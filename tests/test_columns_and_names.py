@@ -67,6 +67,40 @@ def test_no_candidate_lists_columns_and_suggests_the_flag(tmp_path: Path) -> Non
     assert "columns are id, label, foo" in err and "--pred" in err
 
 
+@pytest.mark.parametrize(
+    ("header", "rows", "role", "expected"),
+    [
+        ("customer_id,target,yhat_model", ["1,0,0.3", "2,1,0.8"], "--pred", "yhat_model"),
+        ("id,row_id,userId,Unnamed: 0,index,label,m1", ["1,2,3,4,5,0,0.5", "2,3,4,5,6,1,0.7"], "--pred", "m1"),
+        ("key,label,n_items,model_a", ["7,0,3,0.25", "8,1,4,0.75"], "--pred", "model_a"),  # decimals before integers
+        ("session_key,y_pred,outcome", ["7,0.2,1", "8,0.9,0"], "--true", "outcome"),
+    ],
+)
+def test_the_column_suggestion_is_never_an_id(tmp_path: Path, header: str, rows: list[str], role: str, expected: str) -> None:
+    path = tmp_path / "preds.csv"
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    result = CliRunner().invoke(cli, ["eval", str(path), "-l", "mse"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().endswith(f"(try {role} {expected})"), result.stderr
+
+
+def test_no_suggestion_when_only_ids_are_left(tmp_path: Path) -> None:
+    path = tmp_path / "preds.csv"
+    path.write_text("row,customerId,label\n0,11,1\n1,12,0\n")
+    result = CliRunner().invoke(cli, ["eval", str(path), "-l", "mse"])
+    assert result.exit_code == 2 and "(try" not in result.stderr
+    assert result.stderr.strip().endswith("(name it with --pred COL)")
+
+
+def test_id_like_names() -> None:
+    from lossctl.columns import id_like
+
+    for name in ("id", "ID", "customer_id", "userId", "row", "row_number", "index", "Unnamed: 0", "uuid", "order-key", "idx"):
+        assert id_like(name), name
+    for name in ("idea", "valid", "width", "keyword_score", "prediction", "y_hat", "rowing", "p_identity"):
+        assert not id_like(name), name
+
+
 def test_missing_named_column_suggests_close_name(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "a.csv", label=T, score=P)
     code, _, err = run(path, "--pred", "scroe", "--loss", "mse")

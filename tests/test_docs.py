@@ -65,18 +65,28 @@ def readme_commands(path: Path = README) -> list[str]:
     for block in _code_blocks(path.read_text(encoding="utf-8")):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.strip().removeprefix("$ ")
-            if line.startswith(PREFIXES):
+            if line.startswith(PREFIXES) or FED.match(line):
                 commands.append(line)
     return commands
 
 
+# `cat FILE | lossctl eval - ...`: run with FILE on standard input.
+FED = re.compile(r"^cat (\S+) \| (lossctl .*)$")
+
+
 def _argv(command: str) -> list[str] | None:
     """The arguments after ``lossctl``, up to a pipe; ``None`` when the line has placeholders."""
+    fed = FED.match(command)
+    if fed:
+        args = _argv(fed.group(2).replace(" - ", " sample_data/STDIN.csv ", 1))
+        return None if args is None else [("-" if a == "sample_data/STDIN.csv" else a) for a in args]
     tokens = shlex.split(command, comments=True)
     if "|" in tokens:
         tokens = tokens[: tokens.index("|")]
     args = tokens[1:]
-    if any(PLACEHOLDER.match(t) for t in args) or "-" in args:
+    # `-` alone reads standard input (a pipe the test does not run), except as `-o -`: standard output.
+    stdin = any(t == "-" and (i == 0 or args[i - 1] not in ("-o", "--output")) for i, t in enumerate(args))
+    if any(PLACEHOLDER.match(t) for t in args) or stdin:
         return None
     return args
 
@@ -112,8 +122,26 @@ def test_readme_command_runs(command: str, monkeypatch: pytest.MonkeyPatch, work
     if args is None:
         pytest.skip(f"placeholder in: {command}")
     monkeypatch.chdir(workdir)
-    result = CliRunner().invoke(cli, args)
+    fed = FED.match(command)
+    stdin = (ROOT / fed.group(1)).read_text(encoding="utf-8") if fed else None
+    result = CliRunner().invoke(cli, args, input=stdin)
     assert result.exit_code in (0, 1), f"{command}\nexit {result.exit_code}: {result.stderr or result.output}"
+    assert result.stdout, f"{command}: printed nothing"
+
+
+def test_every_command_and_option_the_readme_names_exists() -> None:
+    text = README.read_text(encoding="utf-8")
+    options = {
+        name
+        for command in (cli, *cli.commands.values())
+        for param in command.params
+        if isinstance(param, click.Option)
+        for name in (*param.opts, *param.secondary_opts)
+    }
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*[a-z]", text))
+    assert named and named <= options, f"README names options lossctl does not have: {sorted(named - options)}"
+    commands = set(re.findall(r"\blossctl ([a-z]+)\b", text))
+    assert set(cli.commands) <= commands, f"README never shows: {sorted(set(cli.commands) - commands)}"
 
 
 @pytest.mark.parametrize("command", PLUGIN_DOC_COMMANDS)
@@ -126,6 +154,8 @@ def test_placeholders_are_recognised() -> None:
     assert _argv("lossctl merge STATE... -f json") is None
     assert _argv("lossctl compare a.csv b.csv --max-regression NAME=AMOUNT") is None
     assert _argv("lossctl eval - --loss mae -f json | jq .results") is None
+    assert _argv("cat sample_data/r.csv | lossctl eval - --loss mae -f json") == ["eval", "-", "--loss", "mae", "-f", "json"]
+    assert _argv("lossctl eval x.csv -l mse -o r.json -o -") == ["eval", "x.csv", "-l", "mse", "-o", "r.json", "-o", "-"]
     assert _argv("lossctl eval x.csv --metric auc:curve=PR --check 'auc >= 0.9'") == [
         "eval", "x.csv", "--metric", "auc:curve=PR", "--check", "auc >= 0.9",
     ]

@@ -1,4 +1,4 @@
-"""Output formats (SPEC section 5): csv, markdown, junit next to table and json; -o, --quiet, progress."""
+"""Output formats (SPEC section 5): csv, markdown, junit next to table and json; -o (repeatable), --quiet, progress."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
 import numpy as np
 import pytest
+import xmlschema
 from click.testing import CliRunner, Result
 from markdown_it import MarkdownIt
 from rich.console import Console
@@ -164,55 +164,44 @@ def test_markdown_lists_warnings(tmp_path: Path) -> None:
 
 
 # --- junit ------------------------------------------------------------------------------
-# The rules of the common JUnit schema (Apache Ant / Windy Road JUnit.xsd), checked by hand
-# because no XSD validator is installed: root <testsuites> without attributes; each
-# <testsuite> has package and id plus name, timestamp (no zone), hostname, tests, failures,
-# errors, time (skipped optional) and nothing else; children in order: properties,
-# testcase*, system-out, system-err; a testcase has name, classname, time and at most one
-# of skipped/error/failure; failure and error need a type.
+# Validated against the common JUnit schema: tests/data/JUnit.xsd is the Apache Ant / Windy
+# Road JUnit.xsd (see tests/data/README.md for its source and licence).
 
-_INT = re.compile(r"^-?\d+$")
-_DECIMAL = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)$")
-_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
+JUNIT_XSD = xmlschema.XMLSchema(ROOT / "tests" / "data" / "JUnit.xsd")
 
 
 def validate_junit(text: str) -> ET.Element:
+    """Valid against the XSD, with counts that match the test cases."""
+    JUNIT_XSD.validate(text)
     root = ET.fromstring(text.encode("utf-8"))
-    assert root.tag == "testsuites" and not root.attrib
-    assert all(child.tag == "testsuite" for child in root)
+    assert root.tag == "testsuites"
     for suite in root:
-        required = {"package", "id", "name", "timestamp", "hostname", "tests", "failures", "errors", "time"}
-        assert required <= set(suite.attrib) <= required | {"skipped"}, suite.attrib
-        for key in ("id", "tests", "failures", "errors", "skipped"):
-            if key in suite.attrib:
-                assert _INT.match(suite.attrib[key]), key
-        assert _DECIMAL.match(suite.attrib["time"])
-        assert _STAMP.match(suite.attrib["timestamp"])
-        datetime.strptime(suite.attrib["timestamp"], "%Y-%m-%dT%H:%M:%S")
-        for key in ("name", "hostname", "package"):
-            assert suite.attrib[key].strip(), key
-        tags = [c.tag for c in suite]
-        assert tags[0] == "properties" and tags[-2:] == ["system-out", "system-err"]
-        assert set(tags[1:-2]) <= {"testcase"}
-        for prop in suite[0]:
-            assert prop.tag == "property" and set(prop.attrib) == {"name", "value"} and prop.attrib["name"].strip()
         cases = suite.findall("testcase")
-        failures = 0
-        for case in cases:
-            assert set(case.attrib) == {"name", "classname", "time"}
-            assert _DECIMAL.match(case.attrib["time"])
-            assert len(case) <= 1
-            for outcome in case:
-                assert outcome.tag in ("skipped", "error", "failure")
-                if outcome.tag in ("error", "failure"):
-                    assert "type" in outcome.attrib and set(outcome.attrib) <= {"type", "message"}
-                    assert len(outcome) == 0
-                failures += outcome.tag == "failure"
         assert int(suite.attrib["tests"]) == len(cases)
-        assert int(suite.attrib["failures"]) == failures
-        for stream in suite[-2:]:
-            assert len(stream) == 0 and not stream.attrib
+        for outcome in ("failure", "error", "skipped"):
+            counted = suite.attrib.get(outcome + "s" if outcome != "skipped" else "skipped", "0")
+            assert int(counted) == sum(c.find(outcome) is not None for c in cases), outcome
     return root
+
+
+def test_the_validator_rejects_what_the_schema_forbids() -> None:
+    good = to_junit_text()
+    validate_junit(good)
+    for bad in (
+        good.replace('tests="1"', 'tests="one"'),  # not an integer
+        good.replace("<properties>", "<props>").replace("</properties>", "</props>"),  # unknown element
+        re.sub(r' hostname="[^"]*"', "", good),  # a required attribute missing
+        re.sub(r'timestamp="([^"]*)"', r'timestamp="\1Z"', good),  # a time zone
+    ):
+        with pytest.raises(xmlschema.XMLSchemaValidationError):
+            JUNIT_XSD.validate(bad)
+
+
+def to_junit_text() -> str:
+    from lossctl.api import evaluate
+    from lossctl.render.junit import to_junit
+
+    return to_junit(evaluate(str(ROOT / "sample_data" / "regression.csv"), loss="mse", checks="mse < 100"))
 
 
 def test_junit_one_test_case_per_check(data: Path) -> None:
@@ -228,9 +217,18 @@ def test_junit_one_test_case_per_check(data: Path) -> None:
     assert float(props["result.mse"]) == MSE
 
 
-def test_junit_without_checks_is_valid(data: Path) -> None:
-    root = validate_junit(run("eval", data, "-l", "mse", "-f", "junit").stdout)
-    assert root.find("testsuite").attrib["tests"] == "0"  # type: ignore[union-attr]  # present: validated above
+def test_junit_without_checks_has_one_test_case_per_result(data: Path, tmp_path: Path) -> None:
+    root = validate_junit(run("eval", data, "-l", "mse", "-m", "mae,r2", "-f", "junit").stdout)
+    cases = root.findall("testsuite/testcase")
+    assert [c.attrib["name"] for c in cases] == ["mse (mean_squared_error)", "mae (mean_absolute_error)", "r2 (r2_score)"]
+    assert all(len(c) == 0 for c in cases)  # passed
+    assert root.find("testsuite").attrib["tests"] == "3"  # type: ignore[union-attr]  # present: validated above
+    constant = tmp_path / "constant.csv"
+    constant.write_text("y_true,y_pred\n1,1\n1,2\n")  # R² of a constant target is undefined
+    root = validate_junit(run("eval", constant, "-l", "mse", "-m", "r2", "-f", "junit").stdout)
+    skipped = [c for c in root.iter("testcase") if c.find("skipped") is not None]
+    assert [c.attrib["name"] for c in skipped] == ["r2 (r2_score)"]
+    assert "undefined" in skipped[0].find("skipped").attrib["message"]  # type: ignore[union-attr]  # found above
 
 
 def test_junit_with_hostile_names(tmp_path: Path) -> None:
@@ -270,10 +268,119 @@ def test_output_file_format_follows_extension(data: Path, tmp_path: Path, name: 
     assert check(out.read_text(encoding="utf-8"))
 
 
-def test_format_option_beats_the_extension(data: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out.json"
-    run("eval", data, "-l", "mse", "-o", out, "-f", "csv")
-    assert out.read_text().startswith("name,spec")
+def test_several_outputs_in_one_pass(tmp_path: Path) -> None:
+    # Standard input can be read once: three outputs from three passes could not all hold the result.
+    text = "y_true,y_pred\n" + "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in zip(Y, P, strict=True))
+    outs = [tmp_path / "r.json", tmp_path / "summary.md", tmp_path / "junit.xml", tmp_path / "r.csv", tmp_path / "r.txt"]
+    args = ["eval", "-", "-l", "mse", "-c", "mse < 100"] + [a for o in outs for a in ("-o", str(o))] + ["-o", "-", "-f", "csv"]
+    result = CliRunner().invoke(cli, args, input=text)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(outs[0].read_text())["results"][0]["value"] == MSE
+    assert outs[1].read_text().startswith("### ✅ lossctl: 1 check passed")
+    assert validate_junit(outs[2].read_text()).find("testsuite/testcase").attrib["name"] == "mse < 100"  # type: ignore[union-attr]  # validated
+    assert float(next(csv.DictReader(io.StringIO(outs[3].read_text())))["value"]) == MSE
+    assert "mse (mean_squared_error)" in outs[4].read_text() and "\x1b" not in outs[4].read_text()
+    assert result.stdout.startswith("name,spec,kind,value")  # -o - with -f csv
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(o.name for o in outs)  # no "-", no temporary file
+
+
+def test_dash_is_standard_output(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run("eval", data, "-l", "mse", "-o", "-", "-f", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["results"][0]["spec"] == "mse"
+    assert not (tmp_path / "-").exists()
+
+
+def test_format_option_applies_to_stdout_and_to_unknown_extensions(data: Path, tmp_path: Path) -> None:
+    out, other = tmp_path / "out.json", tmp_path / "out.result"
+    result = run("eval", data, "-l", "mse", "-o", out, "-o", other, "-f", "csv")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(out.read_text())["results"][0]["spec"] == "mse"  # the extension wins
+    assert other.read_text().startswith("name,spec")  # -f for a file whose extension names no format
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-o", "OUT/a.json", "-f", "csv"], "-f csv applies to no output"),
+        (["-o", "OUT/a.json", "-o", "OUT/a.json"], "given twice"),
+        (["-o", "-", "-o", "-"], "-o - given twice"),
+        (["-o", "OUT/a.json", "--per-row", "OUT/a.json"], "is also -o"),
+        (["-o", "OUT/rows.csv", "--save-state", "OUT/rows.csv"], "is also -o"),
+        (["-o", "OUT/missing/a.json"], "cannot write"),
+        (["-o", "OUT"], "is a directory"),
+    ],
+)
+def test_impossible_outputs_are_refused_before_reading(data: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    result = run("eval", data, "-l", "mse", *[a.replace("OUT", str(tmp_path)) for a in args])
+    assert result.exit_code == 2, result.stdout
+    assert message in result.stderr and len(result.stderr.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.csv"]
+
+
+def test_an_extension_the_command_cannot_write_is_refused(tmp_path: Path) -> None:
+    result = run("worst", ROOT / "sample_data" / "regression.csv", "-l", "mse", "-o", tmp_path / "w.md")
+    assert result.exit_code == 2 and "does not write markdown" in result.stderr
+    result = run("inspect", ROOT / "sample_data" / "regression.csv", "-o", tmp_path / "i.json", "-o", tmp_path / "i.txt")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((tmp_path / "i.json").read_text())["rows"] == 3000
+    assert "y_true" in (tmp_path / "i.txt").read_text()
+
+
+def test_a_data_error_still_writes_the_ci_reports(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("y_true,y_pred\n1,2\n1,nan\n")
+    junit, md, js = tmp_path / "r.xml", tmp_path / "r.md", tmp_path / "r.json"
+    js.write_text("old")
+    result = run("eval", bad, "-l", "mse", "-c", "mse < 1", "-o", junit, "-o", md, "-o", js)
+    assert result.exit_code == 3
+    assert len(result.stderr.splitlines()) == 1 and "NaN" in result.stderr
+    root = validate_junit(junit.read_text())
+    error = root.find("testsuite/testcase/error")
+    assert error is not None and error.attrib["type"] == "DataError" and "NaN" in error.attrib["message"]
+    assert md.read_text().startswith("### ❌ lossctl: data error") and "NaN" in md.read_text()
+    assert js.read_text() == "old"  # whole or not at all: the JSON keeps its old content
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    piped = run("eval", bad, "-l", "mse", "-f", "markdown")  # `-f markdown >> $GITHUB_STEP_SUMMARY`
+    assert piped.exit_code == 3 and piped.stdout.startswith("### ❌ lossctl: data error")
+    assert run("eval", bad, "-l", "mse", "-f", "json").stdout == ""
+
+
+def test_files_are_written_whole_or_not_at_all(tmp_path: Path) -> None:
+    from lossctl.errors import UsageProblem
+    from lossctl.outfile import write_whole
+
+    kept = tmp_path / "kept.json"
+    kept.write_text("old")
+    with pytest.raises(UsageProblem, match="cannot write"):
+        write_whole({str(kept): "new", str(tmp_path / "gone" / "x.csv"): "y"})
+    assert kept.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.json"]
+    write_whole({str(kept): "new", str(tmp_path / "b.md"): "b"})
+    assert kept.read_text() == "new" and (tmp_path / "b.md").read_text() == "b"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "b.md").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_merge_takes_the_same_outputs(tmp_path: Path) -> None:
+    states = []
+    for i in (0, 1):
+        state = tmp_path / f"part-{i}.lcstate"
+        shard = ROOT / "sample_data" / "shards" / f"part-{i}.parquet"
+        assert run("eval", shard, "-l", "mse", "--save-state", state, "-q", "-f", "json").exit_code == 0
+        states.append(state)
+    js, junit = tmp_path / "m.json", tmp_path / "m.xml"
+    result = run("merge", *states, "-o", js, "-o", junit)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(js.read_text())["input"]["rows"] == 3000
+    assert validate_junit(junit.read_text()).find("testsuite").attrib["tests"] == "1"  # type: ignore[union-attr]  # validated
+    assert run("merge", *states, "-o", states[0]).exit_code == 2  # never over an input
+    states[1].write_bytes(states[1].read_bytes()[:40])
+    broken = run("merge", *states, "-o", junit)
+    assert broken.exit_code == 3
+    assert validate_junit(junit.read_text()).find("testsuite/testcase/error") is not None
 
 
 # --- stderr: warnings, --quiet, progress --------------------------------------------------------
@@ -318,6 +425,50 @@ def test_progress_bar_redraws_a_few_times_a_second() -> None:
     assert 30 <= bar.redraws <= 41  # ~4 a second, not 1000
     assert bar.rows == 1_040_000
     assert "rows" in buf.getvalue()
+
+
+def test_progress_bar_with_a_known_total_shows_it_with_an_eta() -> None:
+    clock = FakeClock()
+    buf = io.StringIO()
+    bar = ProgressBar(True, delay=0.5, interval=0.25, clock=clock, console=Console(file=buf, force_terminal=True, width=120))
+    bar.expect(1_000_000)
+    for _ in range(400):  # 100,000 rows a second: 4 s in, 6 s to go
+        clock.now += 0.01
+        bar(1000)
+    shown = buf.getvalue()
+    bar.close()
+    last = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown).replace("\r", "\n").strip().splitlines()[-1]
+    match = re.search(r"(\d+)% ([\d,]+)/1,000,000 rows .*ETA 0:00:0(\d)", last)
+    assert match, last
+    done = int(match.group(2).replace(",", ""))
+    assert 350_000 <= done <= 400_000 and int(match.group(1)) == done // 10_000
+    assert 5 <= int(match.group(3)) <= 7  # 100,000 rows a second, ~6 s to go
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.expected: list[int | None] = []
+        self.rows = 0
+
+    def expect(self, total: int | None) -> None:
+        self.expected.append(total)
+
+    def __call__(self, rows: int) -> None:
+        self.rows += rows
+
+
+@pytest.mark.parametrize(("name", "known"), [("regression.parquet", True), ("regression.csv", False)])
+def test_the_engine_tells_the_row_count_when_the_input_knows_it(name: str, known: bool) -> None:
+    from lossctl.api import run as run_request
+    from lossctl.request import Request
+
+    counting = Counting()
+    evaluation = run_request(Request(files=(str(ROOT / "sample_data" / name),), losses=("mse",), chunk_size=500), on_chunk=counting)
+    assert counting.expected == [3000 if known else None]
+    assert counting.rows == evaluation.input.rows == 3000
+    plain: list[int] = []  # a plain function still works: no expect() to call
+    run_request(Request(files=(str(ROOT / "sample_data" / name),), losses=("mse",)), on_chunk=plain.append)
+    assert sum(plain) == 3000
 
 
 def test_progress_bar_costs_nothing_measurable() -> None:
@@ -380,3 +531,42 @@ def test_readme_ci_example_fails_the_job_when_a_gate_fails(tmp_path: Path) -> No
     result = CliRunner().invoke(cli, strict)
     assert result.exit_code == 1
     assert result.stdout.startswith("### ❌ lossctl: 1 of 2 checks failed")
+
+
+# --- per-class values: scikit-learn's classification_report in the table and markdown ---------------
+
+
+def _classification_report() -> tuple[Any, Any, Any, Any]:
+    import pyarrow.parquet as pq
+    from sklearn.metrics import precision_recall_fscore_support
+
+    t = pq.read_table(ROOT / "sample_data" / "multiclass.parquet")
+    y = t.column("label").to_numpy()
+    decided = np.argmax(np.stack(t.column("probs").to_numpy(zero_copy_only=False)), axis=1)
+    return precision_recall_fscore_support(y, decided, average=None)
+
+
+def test_per_class_values_show_in_table_and_markdown() -> None:
+    precision, recall, f1, support = _classification_report()
+    args = ["eval", ROOT / "sample_data" / "multiclass.parquet", "-m", "precision,recall,f1", "--no-config"]
+    doc = json.loads(run(*args, "-f", "json").stdout)
+    assert doc["results"][0]["per_class"] == pytest.approx(list(precision), rel=1e-12)
+    assert doc["results"][0]["support"] == list(map(float, support))
+    table = run(*args, "-f", "table").stdout
+    section = table[table.index("per class"):]
+    rows = [line.strip("│ ").split("│") for line in section.splitlines() if re.match(r"^│\s+\d+ ", line)]
+    assert len(rows) == len(support) == 10
+    for k, row in enumerate(rows):
+        cells = [float(c) for c in row]
+        assert cells[0] == k
+        assert cells[1:4] == pytest.approx([precision[k], recall[k], f1[k]], rel=1e-5)
+        assert cells[4] == support[k]
+    md = run(*args, "-f", "markdown").stdout
+    results, classes = _tables(md)
+    assert classes[0] == ["class", "precision", "recall", "f1 (f1_score)", "support"]
+    assert [float(c) for c in classes[3][1:]] == pytest.approx([precision[2], recall[2], f1[2], support[2]], rel=1e-5)
+
+
+def test_no_per_class_section_without_per_class_values(data: Path) -> None:
+    assert "per class" not in run("eval", data, "-l", "mse", "-f", "table").stdout
+    assert "Per class" not in run("eval", ROOT / "sample_data" / "binary.csv", "-m", "precision", "-f", "markdown").stdout

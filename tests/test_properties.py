@@ -19,6 +19,7 @@ import lossctl
 from lossctl import registry
 from lossctl.accumulate import Bound as State
 from lossctl.batch import Batch
+from lossctl.params import parse_spec
 from lossctl.registry import MetricDef
 
 RTOL = 1e-9
@@ -336,3 +337,34 @@ def test_group_equals_a_plain_run_over_its_rows(entry: MetricDef, tmp_path: Any)
         alone = lossctl.evaluate(_write(tmp_path / r.group["part"], yt[rows], yp[rows], w[rows]), metric=spec, weight="weight")
         assert_same(r.value, alone.results[0].value, f"group {r.group}")
         assert r.rows == alone.results[0].rows
+
+
+CONDITIONAL = [(e, p) for e in ENTRIES for p in e.all_params if p.applies is not None]
+
+
+def test_parameters_that_apply_only_somewhere_exist() -> None:
+    assert {(e.name, p.name) for e, p in CONDITIONAL} >= {("f1_score", "average"), ("auc", "multi_label")}
+
+
+@pytest.mark.parametrize(("owner", "param"), CONDITIONAL, ids=[f"{e.name}:{p.name}" for e, p in CONDITIONAL])
+def test_a_parameter_that_cannot_apply_changes_no_number_and_says_so(owner: MetricDef, param: Any) -> None:
+    # `owner`, not `entry`: the properties re-run over other entries take every test with an `entry`.
+    entry = owner
+    # SPEC section 3: where a parameter cannot apply lossctl warns; the value is what it is either way.
+    yt, yp = make_inputs(entry, N_ROWS, seed=3)
+    assert yt.ndim == 1 and yp.ndim == 1, "the entry's first task should have one column"
+    assert param.applies.where and param.applies.otherwise
+    base = params_of(entry)
+    assert not param.applies.test(base, 1, 1)
+    values = list(param.choices) or ([True, False] if param.type is bool else [])
+    assert values, f"{entry.name}:{param.name}: give the values to try"
+    reference = value(one_pass(entry, yt, yp))
+    for v in values:
+        spec = f"{entry.name}:{param.name}={str(v).lower()}"
+        state = entry.make_state({**base, param.name: v}, entry.kind)
+        state.update(Batch(yt, yp, None))
+        assert_same(value(state), reference, spec)
+        resolved_spec = registry.resolve(parse_spec(spec), entry.kind)
+        warnings = registry.not_applicable(resolved_spec, 1, 1)
+        assert len(warnings) == 1 and f"{param.name}={str(v).lower()} does not apply" in warnings[0]
+        assert registry.not_applicable(resolved_spec, CLASSES, CLASSES) == []

@@ -1,10 +1,11 @@
-"""Options and helpers shared by ``eval``, ``inspect`` and ``worst``.
+"""Options and helpers shared by ``eval``, ``merge``, ``inspect`` and ``worst``.
 
 The evaluation options themselves come from the one table in
 ``lossctl.options``; here each command folds their values (and the config
-file's) into one :class:`~lossctl.request.Request`. Also here: the output
-format choice, writing the output, and the progress bar (standard error
-only, only on a terminal, only on long runs).
+file's) into one :class:`~lossctl.request.Request`. Also here: the ``-f`` /
+``-o`` options (their targets are ``lossctl.cli.outputs``), the report of
+an evaluation, and the progress bar (standard error only, only on a
+terminal, only on long runs).
 """
 
 from __future__ import annotations
@@ -33,28 +34,32 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
 def config_options(fn: F) -> F:
     """``--config FILE`` and ``--no-config``."""
     return _stack(
-        click.option("--config", "config_path", metavar="FILE", help="Read defaults from FILE (TOML) instead of ./lossctl.toml or [tool.lossctl] in ./pyproject.toml."),
+        click.option("--config", "config_path", metavar="FILE", type=click.Path(dir_okay=False), help="Read defaults from FILE (TOML) instead of ./lossctl.toml or [tool.lossctl] in ./pyproject.toml."),
         click.option("--no-config", is_flag=True, help="Ignore lossctl.toml and pyproject.toml."),
     )(fn)
 
 
+def output_options_for(formats: Sequence[str]) -> Callable[[F], F]:
+    """``-f/--format`` (one of ``formats``) and the repeatable ``-o/--output``."""
+    return _stack(
+        click.option("-f", "--format", "fmt", type=click.Choice(formats, case_sensitive=False), help=f"Format of standard output and of an -o FILE whose extension names none: {', '.join(formats)} (default: table on a terminal, json otherwise)."),
+        click.option("-o", "--output", "outputs", metavar="FILE", multiple=True, type=click.Path(dir_okay=False, allow_dash=True), help="Write the result to FILE instead of standard output; repeatable, one pass writing them all, each FILE's format following its extension (.json .csv .md .xml .txt); '-' is standard output."),
+    )
+
+
 def output_options(fn: F) -> F:
-    """``-f/--format`` and ``-o/--output`` of ``eval`` and ``merge``."""
+    """``-f/--format`` and ``-o/--output`` of ``eval`` and ``merge`` (every evaluation format)."""
     from lossctl.render import FORMATS
 
-    return _stack(
-        click.option("-f", "--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False), help="Output format (table on a terminal, json otherwise; markdown for a CI job summary, junit: one test case per check)."),
-        click.option("-o", "--output", metavar="FILE", help="Write the result to FILE instead of standard output (the format follows .json/.csv/.md/.xml)."),
-    )(fn)
+    return output_options_for(FORMATS)(fn)
 
 
-def report(evaluation: Any, fmt: str, output: str | None, quiet: bool) -> int:
-    """Render and write the result, then warnings and failed checks; the exit status."""
+def report(evaluation: Any, outputs: Any, quiet: bool) -> int:
+    """Render and write the result to every output, then warnings and failed checks; the exit status."""
     from lossctl.errors import ExitStatus
     from lossctl.render import render
 
-    text = render(evaluation, fmt, color=fmt == "table" and output is None and sys.stdout.isatty())
-    emit(text, output)
+    outputs.write(lambda fmt, stdout: render(evaluation, fmt, stdout=stdout))
     # After the result, so that on a terminal (and in a CI log) they are the last lines shown.
     for warning in evaluation.warnings:
         say(f"warning: {warning}", quiet)
@@ -72,12 +77,14 @@ def common_options(fn: F) -> F:
     )(fn)
 
 
-def build_request(command: str, files: tuple[str, ...], given: dict[str, Any], config: Any, output: str | None) -> Any:
+def build_request(command: str, files: tuple[str, ...], given: dict[str, Any], config: Any, outputs: Sequence[str] = ()) -> Any:
     """The Request of ``command``: options given, else the config's, else the defaults.
 
-    ``-o`` naming an input is refused here, before anything is read.
+    An output (``-o`` files, ``--per-row``, ``--save-state``) naming an input
+    or another output is refused here, before anything is read.
     """
     from lossctl.options import merged_fields
+    from lossctl.outfile import same_path
     from lossctl.request import Request
 
     fields = merged_fields(given, config.values, command)
@@ -85,8 +92,17 @@ def build_request(command: str, files: tuple[str, ...], given: dict[str, Any], c
         fields["delimiter"] = delimiter_value(fields["delimiter"])
     request = Request(files=files, **fields)
     inputs = [*files, request.true, request.pred, request.weight]
-    check_output_path(output, inputs)
-    check_output_path(getattr(request, "save_state", None), inputs, "--save-state")
+    for output in outputs:
+        check_output_path(output, inputs)
+    named = [("-o", path) for path in outputs]
+    for flag, path in (("--per-row", getattr(request, "per_row", None)), ("--save-state", getattr(request, "save_state", None))):
+        if path is None:
+            continue
+        check_output_path(path, inputs, flag)
+        for other_flag, other in named:
+            if same_path(path, other):
+                raise UsageProblem(f"{flag} {path}: is also {other_flag} {other}; name another file")
+        named.append((flag, path))
     return request
 
 
@@ -122,26 +138,9 @@ def load_defaults(config_path: str | None, no_config: bool) -> Any:
     return load_config(config_path)
 
 
-def choose_format(fmt: str | None, output: str | None, configured: str | None, formats: Sequence[str]) -> str:
-    """``-f`` wins, then the ``-o`` extension, then the config, then table on a terminal, json elsewhere."""
-    from lossctl.render import BY_EXTENSION
-
-    if fmt:
-        return fmt.lower()
-    if output:
-        for ext, name in BY_EXTENSION.items():
-            if output.lower().endswith(ext) and name in formats:
-                return name
-    if configured and configured in formats:
-        return configured
-    if output:
-        return "json"
-    return "table" if sys.stdout.isatty() else "json"
-
-
 def check_output_path(output: str | None, inputs: Sequence[str | None], flag: str = "-o") -> None:
     """Refuse an output (``-o``, ``--save-state``) naming one of the inputs (it would be overwritten)."""
-    if not output:
+    if not output or output == "-":
         return
     for source in inputs:
         if not source:
@@ -154,18 +153,6 @@ def check_output_path(output: str | None, inputs: Sequence[str | None], flag: st
             continue
 
 
-def emit(text: str, output: str | None) -> None:
-    """Write the result to ``-o FILE`` or standard output."""
-    if output:
-        try:
-            with open(output, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise UsageProblem(f"-o {output}: cannot write: {exc.strerror or exc}") from None
-    else:
-        click.echo(text, nl=False)
-
-
 def say(message: str, quiet: bool) -> None:
     """A diagnostic line on standard error (silenced by ``--quiet``)."""
     if not quiet:
@@ -175,7 +162,10 @@ def say(message: str, quiet: bool) -> None:
 class ProgressBar:
     """Rows read so far, on standard error, for runs longer than ``delay`` seconds.
 
-    Costs one clock read per chunk; the display is redrawn at most once per
+    With the row count known before reading (:meth:`expect`, called by the
+    engine: Parquet, NPY, Arrow), a bar with the total, the percentage and
+    the time remaining; otherwise a spinner with the rows read. Costs one
+    clock read per chunk; the display is redrawn at most once per
     ``interval`` (a few times a second) and only when standard error is a
     terminal. Pass the instance as the engine's ``on_chunk`` callback; call
     :meth:`close` when done (it erases the bar).
@@ -192,6 +182,7 @@ class ProgressBar:
     ) -> None:
         self.enabled = enabled
         self.rows = 0
+        self.total: int | None = None
         self.redraws = 0
         self._clock = clock
         self._interval = interval
@@ -204,6 +195,10 @@ class ProgressBar:
     def for_terminal(cls, quiet: bool) -> ProgressBar:
         """Enabled only when standard error is a terminal and ``--quiet`` is off."""
         return cls(not quiet and sys.stderr.isatty())
+
+    def expect(self, total: int | None) -> None:
+        """The rows the input holds, when known before reading."""
+        self.total = total
 
     def __call__(self, rows: int) -> None:
         self.rows += rows
@@ -221,21 +216,35 @@ class ProgressBar:
 
     def _start(self) -> None:
         from rich.console import Console
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            SpinnerColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         console = self._console or Console(stderr=True)
+        if self.total:
+            columns: tuple[Any, ...] = (
+                TextColumn("reading"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+            )
+        else:
+            columns = (SpinnerColumn(), TextColumn("reading"), TextColumn("{task.completed:,.0f} rows"), TimeElapsedColumn())
         # auto_refresh=False: no background thread; we redraw from the callback.
         self._progress = Progress(
-            SpinnerColumn(),
-            TextColumn("reading"),
-            TextColumn("{task.completed:,.0f} rows"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            auto_refresh=False,
+            *columns, console=console, transient=True, auto_refresh=False, get_time=self._clock
         )
         self._progress.start()
-        self._task = self._progress.add_task("rows", total=None)
+        self._task = self._progress.add_task("rows", total=self.total or None)
 
     def close(self) -> None:
         if self._progress is not None:

@@ -7,19 +7,19 @@ import click
 from lossctl.cli.common import (
     ProgressBar,
     build_request,
-    choose_format,
     common_options,
     config_options,
     load_defaults,
     output_options,
     report,
 )
+from lossctl.cli.outputs import plan_outputs
 from lossctl.options import click_options
 from lossctl.render import FORMATS
 
 
 @click.command("eval")
-@click.argument("files", nargs=-1, metavar="[FILE]...")
+@click.argument("files", nargs=-1, metavar="[FILE]...", type=click.Path(allow_dash=True))
 @click_options("eval")
 @output_options
 @config_options
@@ -27,7 +27,7 @@ from lossctl.render import FORMATS
 def eval_command(
     files: tuple[str, ...],
     fmt: str | None,
-    output: str | None,
+    outputs: tuple[str, ...],
     config_path: str | None,
     no_config: bool,
     quiet: bool,
@@ -64,6 +64,7 @@ def eval_command(
       lossctl eval sample_data/regression.parquet -m rmse -f json
       lossctl eval sample_data/regression.csv -l mse --check "mse < 30" --check "r2 >= 0.5"
       lossctl eval sample_data/binary.csv -m auc --check "auc >= 0.8" -f markdown
+      lossctl eval sample_data/binary.csv -m auc,f1 -c "auc >= 0.8" -o report.json -o report.xml -o -
       lossctl eval --true sample_data/multiclass_labels.npy --pred sample_data/multiclass_probs.npy -m acc
       lossctl eval sample_data/binary.csv -m auc,acc --by channel --check "auc[*] >= 0.8"
       lossctl eval sample_data/regression.parquet -l mse,mae -m rmse --save-state shard.lcstate
@@ -72,11 +73,12 @@ def eval_command(
     from lossctl.api import run
 
     config = load_defaults(config_path, no_config)
-    request = build_request("eval", files, options, config, output)
-    fmt = choose_format(fmt, output, config.format, FORMATS)
+    targets = plan_outputs(fmt, outputs, config.format, FORMATS)
+    request = build_request("eval", files, options, config, targets.paths)
     progress = ProgressBar.for_terminal(quiet)
     try:
-        evaluation = run(request, on_chunk=progress)
+        with targets.reporting_errors(files):
+            evaluation = run(request, on_chunk=progress)
     finally:
         progress.close()
-    return report(evaluation, fmt, output, quiet)
+    return report(evaluation, targets, quiet)

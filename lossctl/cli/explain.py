@@ -7,11 +7,12 @@ import json
 import click
 
 from lossctl.cli.common import config_options, plugin_names
+from lossctl.completion import complete_name
 from lossctl.options import click_options
 
 
 @click.command("explain", short_help="Formula, parameters, shapes and examples of one loss or metric.")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_name)
 @click.option("--json", "as_json", is_flag=True, help="Write one JSON object instead of text.")
 @click_options("explain")
 @config_options

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from lossctl.cli.common import (
     build_request,
-    choose_format,
     common_options,
     config_options,
-    emit,
     load_defaults,
+    output_options_for,
     say,
 )
+from lossctl.cli.outputs import plan_outputs
 from lossctl.errors import ExitStatus
 from lossctl.options import click_options
 
@@ -22,16 +20,15 @@ FORMATS = ("table", "json")
 
 
 @click.command("inspect")
-@click.argument("files", nargs=-1, metavar="FILE...")
+@click.argument("files", nargs=-1, metavar="FILE...", type=click.Path(allow_dash=True))
 @click_options("inspect")
-@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False), help="Output format (table on a terminal, json otherwise).")
-@click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of standard output.")
+@output_options_for(FORMATS)
 @config_options
 @common_options
 def inspect_command(
     files: tuple[str, ...],
     fmt: str | None,
-    output: str | None,
+    outputs: tuple[str, ...],
     config_path: str | None,
     no_config: bool,
     quiet: bool,
@@ -56,14 +53,10 @@ def inspect_command(
     from lossctl.render.inspect import inspection_json, inspection_table
 
     config = load_defaults(config_path, no_config)
-    request = build_request("inspect", files, options, config, output)
-    fmt = choose_format(fmt, output, config.format if config.format in FORMATS else None, FORMATS)
+    targets = plan_outputs(fmt, outputs, config.format, FORMATS)
+    request = build_request("inspect", files, options, config, targets.paths)
     result = inspect(request)
-    if fmt == "json":
-        text = inspection_json(result)
-    else:
-        text = inspection_table(result, color=output is None and sys.stdout.isatty())
-    emit(text, output)
+    targets.write(lambda fmt, stdout: inspection_json(result) if fmt == "json" else inspection_table(result, stdout=stdout))
     if result.problem:
         # The same line eval would print, and the same exit status.
         click.echo(f"lossctl: {result.problem}", err=True)

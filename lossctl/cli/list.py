@@ -36,13 +36,14 @@ def _select(kind: str | None, task: str | None) -> list[MetricDef]:
     return out
 
 
-def _table(selected: list[MetricDef], title: str, color: bool) -> str:
+def _table(selected: list[MetricDef], title: str, terminal: bool) -> str:
     import io
 
     from rich.console import Console
     from rich.table import Table
 
     from lossctl.docs import format_value
+    from lossctl.render import rich_text
 
     losses = sum(e.kind == "loss" for e in selected)
     parts = []
@@ -70,16 +71,11 @@ def _table(selected: list[MetricDef], title: str, color: bool) -> str:
         plugin = getattr(e, "source", None)
         kind = e.kind if plugin is None else f"{e.kind}\nplugin {plugin.name}"
         table.add_row(e.name, "\n".join(names), kind, e.task.replace("|", "\n"), params, arrow)
-    buf = io.StringIO()
-    if color:
-        console = Console(file=buf, force_terminal=True, highlight=False)
-    else:
-        # Piped output (grep, less): as wide as the table needs, so rows are not wrapped.
-        probe = Console(file=io.StringIO(), width=10_000, no_color=True)
-        width = probe.measure(table).maximum
-        console = Console(file=buf, width=max(width, 80), no_color=True, highlight=False)
-    console.print(table)
-    return buf.getvalue()
+    if terminal:
+        return rich_text(table, stdout=True)
+    # Piped output (grep, less): as wide as the table needs, so rows are not wrapped.
+    width = Console(file=io.StringIO(), width=10_000).measure(table).maximum
+    return rich_text(table, width=max(width, 80))
 
 
 @click.command("list", short_help="Every loss and metric: aliases, kind, task, parameters.")
@@ -125,4 +121,4 @@ def _list(kind: str | None, task: str | None, as_json: bool) -> None:
     if kind or task:
         shown = " ".join(f"--{k} {v.lower()}" for k, v in (("kind", kind), ("task", task)) if v)
         title = f"{len(selected)} of {len(entries())} losses and metrics ({shown})"
-    click.echo(_table(selected, title, color=sys.stdout.isatty()), nl=False)
+    click.echo(_table(selected, title, terminal=sys.stdout.isatty()), nl=False)

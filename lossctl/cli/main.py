@@ -38,6 +38,21 @@ def _fail(message: str, status: int) -> None:
 class LossctlGroup(click.Group):
     """A Click group whose ``main`` is the one place errors become exit codes."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # `lossctl` alone prints the help on standard output and exits 0, as
+        # git, pip and click's own groups did before Click 8.2 made it an error.
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            click.echo(ctx.get_help(), color=ctx.color)
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        # The command's words as typed, for completion (lossctl.completion): an
+        # option still waiting for its value stops Click's parsing before the FILEs.
+        ctx.meta["lossctl.words"] = tuple(rest)
+        return name, command, rest
+
     def main(  # type: ignore[override]  # same signature, narrower use
         self,
         args: Sequence[str] | None = None,

@@ -5,25 +5,25 @@ from __future__ import annotations
 import click
 
 from lossctl.cli.common import (
-    choose_format,
+    check_output_path,
     common_options,
-    load_defaults,
     output_options,
     report,
 )
+from lossctl.cli.outputs import plan_outputs
 from lossctl.options import click_options
 from lossctl.render import FORMATS
 
 
 @click.command("merge")
-@click.argument("states", nargs=-1, required=True, metavar="STATE...")
+@click.argument("states", nargs=-1, required=True, metavar="STATE...", type=click.Path(dir_okay=False))
 @click_options("merge")
 @output_options
 @common_options
 def merge_command(
     states: tuple[str, ...],
     fmt: str | None,
-    output: str | None,
+    outputs: tuple[str, ...],
     quiet: bool,
     traceback: bool,
     checks: tuple[str, ...],
@@ -46,7 +46,9 @@ def merge_command(
     """
     from lossctl.api import merge
 
-    config = load_defaults(None, True)
-    fmt = choose_format(fmt, output, config.format, FORMATS)
-    evaluation = merge(*states, checks=checks)
-    return report(evaluation, fmt, output, quiet)
+    targets = plan_outputs(fmt, outputs, None, FORMATS)
+    for path in targets.paths:
+        check_output_path(path, states)
+    with targets.reporting_errors(states):
+        evaluation = merge(*states, checks=checks)
+    return report(evaluation, targets, quiet)

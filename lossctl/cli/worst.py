@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 
 import click
@@ -10,13 +9,14 @@ import click
 from lossctl.cli.common import (
     ProgressBar,
     build_request,
-    choose_format,
     common_options,
     config_options,
-    emit,
     load_defaults,
+    output_options_for,
     say,
 )
+from lossctl.cli.outputs import plan_outputs
+from lossctl.completion import complete_specs
 from lossctl.errors import ExitStatus, UsageProblem
 from lossctl.options import click_options
 
@@ -24,12 +24,11 @@ FORMATS = ("table", "json", "csv")
 
 
 @click.command("worst")
-@click.argument("files", nargs=-1, metavar="[FILE]...")
-@click.option("-l", "--loss", "loss", metavar="SPEC", help="The per-row loss (or metric) to rank rows by: NAME[:key=value...].  [required]")
+@click.argument("files", nargs=-1, metavar="[FILE]...", type=click.Path(allow_dash=True))
+@click.option("-l", "--loss", "loss", metavar="SPEC", shell_complete=complete_specs, help="The per-row loss (or metric) to rank rows by: NAME[:key=value...].  [required]")
 @click.option("-n", "count", type=click.IntRange(min=1), default=10, show_default=True, help="How many rows to show.")
 @click_options("worst")
-@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False), help="Output format (table on a terminal, json otherwise).")
-@click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of standard output.")
+@output_options_for(FORMATS)
 @config_options
 @common_options
 def worst_command(
@@ -37,7 +36,7 @@ def worst_command(
     loss: str | None,
     count: int,
     fmt: str | None,
-    output: str | None,
+    outputs: tuple[str, ...],
     config_path: str | None,
     no_config: bool,
     quiet: bool,
@@ -64,20 +63,15 @@ def worst_command(
     if not loss:
         raise UsageProblem("worst needs --loss NAME (a per-row loss such as mse)")
     config = load_defaults(config_path, no_config)
-    request = replace(build_request("worst", files, options, config, output), losses=(loss,))
-    fmt = choose_format(fmt, output, config.format if config.format in FORMATS else None, FORMATS)
+    targets = plan_outputs(fmt, outputs, config.format, FORMATS)
+    request = replace(build_request("worst", files, options, config, targets.paths), losses=(loss,))
     progress = ProgressBar.for_terminal(quiet)
     try:
         result = worst(request, count, on_chunk=progress)
     finally:
         progress.close()
-    if fmt == "json":
-        text = worst_json(result)
-    elif fmt == "csv":
-        text = worst_csv(result)
-    else:
-        text = worst_table(result, color=output is None and sys.stdout.isatty())
-    emit(text, output)
+    renderers = {"json": worst_json, "csv": worst_csv}
+    targets.write(lambda fmt, stdout: renderers[fmt](result) if fmt in renderers else worst_table(result, stdout=stdout))
     for warning in result.evaluation.warnings:
         say(f"warning: {warning}", quiet)
     return int(ExitStatus.OK)

@@ -31,7 +31,7 @@ from lossctl.metrics._sorting import (
     _sorted,
     _twice_mann_whitney,
 )
-from lossctl.params import Param
+from lossctl.params import Applies, Param, several_columns
 from lossctl.registry import Example, MetricDef, register
 from lossctl.state import State
 
@@ -298,7 +298,17 @@ register(
                 choices=("interpolation", "minoring", "majoring"),
             ),
             Param("from_logits", False, bool, "y_pred are logits (sigmoid applied before bucketing)"),
-            Param("multi_label", False, bool, "one AUC per label column, then their mean"),
+            Param(
+                "multi_label",
+                False,
+                bool,
+                "one AUC per label column, then their mean",
+                applies=Applies(
+                    several_columns,
+                    "several label columns",
+                    "with one column there is one AUC, the same either way",
+                ),
+            ),
         ),
         keras="keras.metrics.AUC",
         sklearn="sklearn.metrics.roc_auc_score / average_precision_score (curve=PR)",

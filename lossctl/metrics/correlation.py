@@ -25,7 +25,7 @@ import numpy as np
 from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import EPSILON, F64, Batch
 from lossctl.comoments import comoments, fold_comoments
-from lossctl.params import Param
+from lossctl.params import ONE_SCORE_PER_COLUMN, Param
 from lossctl.registry import Example, MetricDef, register
 from lossctl.state import State
 
@@ -233,6 +233,7 @@ register(
                 str,
                 "how per-column scores are combined",
                 choices=("uniform_average", "variance_weighted"),
+                applies=ONE_SCORE_PER_COLUMN,
             ),
         ),
         keras=None,

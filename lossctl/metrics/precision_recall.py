@@ -19,8 +19,13 @@ from lossctl.accumulate import Value
 from lossctl.batch import F64, Batch
 from lossctl.metrics._labels import check_labels, classes_text
 from lossctl.metrics.confusion import Counts, Decision
-from lossctl.params import Param
+from lossctl.params import Applies, Param, several_columns
 from lossctl.registry import Example, MetricDef, register
+
+
+def _several_classes(params: Mapping[str, Any], true_width: int, pred_width: int) -> bool:
+    return several_columns(params, true_width, pred_width) and params.get("class_id") is None
+
 
 AVERAGE = Param(
     "average",
@@ -29,6 +34,12 @@ AVERAGE = Param(
     "how per-class values combine on a probability matrix: macro (mean over classes), "
     "micro (pooled counts), weighted (by support)",
     choices=("macro", "micro", "weighted"),
+    applies=Applies(
+        _several_classes,
+        "several classes: a probability matrix, one-hot or multilabel columns, without class_id",
+        "on one probability column the value is the positive class's, as Keras computes it; for "
+        "scikit-learn's average over both classes, give both classes' probabilities (--pred p0,p1)",
+    ),
 )
 
 
@@ -47,13 +58,15 @@ def averaged(label: str, num: F64, den: F64, tp: F64, fp: F64, fn: F64, average:
         why: what a zero denominator means (``no positive predictions``).
 
     Returns:
-        The value, with ``per_class`` values in ``extra`` when ``K > 1``.
+        The value, with ``per_class`` values and each class's ``support``
+        (its weighted count in y_true, tp + fn) in ``extra`` when ``K > 1``.
     """
     defined = den > 0
     per = np.divide(num, np.where(defined, den, 1.0))
     extra: dict[str, Any] = {}
     if len(num) > 1:
         extra["per_class"] = [float(v) if d else None for v, d in zip(per, defined, strict=True)]
+        extra["support"] = [float(v) for v in tp + fn]
     if len(num) == 1:
         if not defined[0]:
             return Value.undefined(f"{label} is undefined: {why} (Keras reports 0)")

@@ -16,7 +16,7 @@ import numpy as np
 from lossctl.accumulate import Accumulator, Mean, Transformed, Value, state_key
 from lossctl.batch import EPSILON, F64, Batch, row_mean
 from lossctl.comoments import comoments, fold_comoments
-from lossctl.params import Param
+from lossctl.params import ONE_SCORE_PER_COLUMN, Param
 from lossctl.registry import Example, MetricDef, kernel, register
 from lossctl.state import State
 
@@ -298,6 +298,7 @@ register(
                 str,
                 "how per-output scores are combined",
                 choices=("uniform_average", "variance_weighted_average"),
+                applies=ONE_SCORE_PER_COLUMN,
             ),
             Param("num_regressors", 0, int, "adjusted R² for this many regressors (0: plain R²)", low=0),
         ),

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -17,8 +18,8 @@ FORMATS = ("table", "json", "csv", "markdown", "junit")
 BY_EXTENSION = {".json": "json", ".csv": "csv", ".md": "markdown", ".markdown": "markdown", ".xml": "junit", ".txt": "table"}
 
 
-def render(evaluation: Evaluation, fmt: str, *, width: int | None = None, color: bool = False) -> str:
-    """Render in one of :data:`FORMATS`."""
+def render(evaluation: Evaluation, fmt: str, *, stdout: bool = False, width: int | None = None) -> str:
+    """Render in one of :data:`FORMATS`; ``stdout``: for standard output (see :func:`rich_text`)."""
     if fmt == "json":
         from lossctl.render.json import to_json
 
@@ -26,7 +27,7 @@ def render(evaluation: Evaluation, fmt: str, *, width: int | None = None, color:
     if fmt == "table":
         from lossctl.render.table import to_table
 
-        return to_table(evaluation, width=width, color=color)
+        return to_table(evaluation, stdout=stdout, width=width)
     if fmt == "csv":
         from lossctl.render.csv import to_csv
 
@@ -40,6 +41,40 @@ def render(evaluation: Evaluation, fmt: str, *, width: int | None = None, color:
 
         return to_junit(evaluation)
     raise ValueError(f"unknown format {fmt}")
+
+
+def render_error(fmt: str, message: str, files: Sequence[str]) -> str | None:
+    """The report of a run stopped by a data error, in the formats a CI system shows (junit, markdown); else ``None``."""
+    if fmt == "junit":
+        from lossctl.render.junit import junit_error
+
+        return junit_error(message, files)
+    if fmt == "markdown":
+        from lossctl.render.markdown import markdown_error
+
+        return markdown_error(message, files)
+    return None
+
+
+def rich_text(*parts: Any, stdout: bool = False, width: int | None = None) -> str:
+    """Rich renderables as the text rich prints for them.
+
+    ``stdout``: for standard output, with rich's own detection: the
+    terminal's width (``COLUMNS`` honoured; 80 when no stream is a
+    terminal), colour only on a terminal and never under ``NO_COLOR``.
+    Otherwise (a file): plain text, ``width`` columns or rich's default.
+    A :class:`~rich.text.Text` part is soft-wrapped: a long path stays whole.
+    """
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(highlight=False, width=width) if stdout else Console(file=io.StringIO(), highlight=False, width=width)
+    with console.capture() as captured:
+        for part in parts:
+            console.print(part, soft_wrap=isinstance(part, Text))
+    return captured.get()
 
 
 def display_name(r: MetricResult) -> str:
@@ -67,6 +102,26 @@ def format_value(value: Any) -> str:
     if abs(value) >= 1e7 or abs(value) < 1e-4:
         return f"{value:.5e}"
     return f"{value:.6g}"
+
+
+def per_class(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]:
+    """The per-class view (scikit-learn's ``classification_report``): header and rows, or nothing.
+
+    One row per class, one column per result that has ``per_class`` values,
+    then ``support`` (each class's weighted count in y_true) when a result
+    gives it. Empty when no result has per-class values.
+    """
+    having = [r for r in evaluation.overall if r.extra.get("per_class")]
+    if not having:
+        return [], []
+    support = next((r.extra["support"] for r in having if r.extra.get("support")), None)
+    header = ["class", *(display_name(r) for r in having)] + (["support"] if support else [])
+    count = max(len(r.extra["per_class"]) for r in having)
+    rows = []
+    for k in range(count):
+        cells = [format_value(r.extra["per_class"][k]) if k < len(r.extra["per_class"]) else "" for r in having]
+        rows.append([str(k), *cells] + ([format_value(support[k])] if support else []))
+    return header, rows
 
 
 def checks_summary(evaluation: Evaluation) -> str:

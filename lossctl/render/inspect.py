@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 from typing import TYPE_CHECKING
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from lossctl.render import format_value
+from lossctl.render import format_value, rich_text
 
 if TYPE_CHECKING:
     from lossctl.inspection import Inspection
@@ -21,16 +19,16 @@ def inspection_json(result: Inspection) -> str:
     return json.dumps(result.to_dict(), allow_nan=False, indent=2, ensure_ascii=False) + "\n"
 
 
-def inspection_table(result: Inspection, *, width: int | None = None, color: bool = False) -> str:
+def inspection_table(result: Inspection, *, stdout: bool = False, width: int | None = None) -> str:
     """Schema tables, then what eval would pick, infer and compute."""
     parts: list[Table | Text] = []
     for t in result.tables:
         rows = "row count known once read" if t["rows"] is None else f"{t['rows']:,} rows"
         parts.append(Text(f"{t['source']} · {t['format'] or '?'}", style="italic"))
         table = Table(caption=rows, caption_justify="left")
-        table.add_column("column")
+        table.add_column("column", overflow="fold")
         table.add_column("kind")
-        table.add_column("type")
+        table.add_column("type", overflow="fold")
         table.add_column("width", justify="right")
         for c in t["columns"]:
             table.add_row(c["name"], c["kind"], c["dtype"], "?" if c["width"] is None else str(c["width"]))
@@ -40,11 +38,11 @@ def inspection_table(result: Inspection, *, width: int | None = None, color: boo
         parts.append(Text("eval would read", style="italic"))
         picked = Table()
         picked.add_column("role")
-        picked.add_column("columns")
+        picked.add_column("columns", overflow="fold")
         picked.add_column("how")
         picked.add_column("width", justify="right")
-        picked.add_column("min", justify="right")
-        picked.add_column("max", justify="right")
+        picked.add_column("min", justify="right", no_wrap=True)
+        picked.add_column("max", justify="right", no_wrap=True)
         picked.add_column("not finite", justify="right")
         for role, info in result.columns.items():
             stats = result.stats.get(role)
@@ -66,9 +64,4 @@ def inspection_table(result: Inspection, *, width: int | None = None, color: boo
         lines.append(f"eval would stop: {result.problem}")
     if lines:
         parts.append(Text("\n".join(lines)))
-    buf = io.StringIO()
-    console = Console(file=buf, width=width or 100, force_terminal=color, no_color=not color, highlight=False)
-    for part in parts:
-        # soft_wrap for the text lines: a long path stays on one line.
-        console.print(part, soft_wrap=isinstance(part, Text))
-    return buf.getvalue()
+    return rich_text(*parts, stdout=stdout, width=width)

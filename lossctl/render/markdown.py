@@ -1,7 +1,8 @@
 """Markdown for a CI job summary (``-f markdown >> $GITHUB_STEP_SUMMARY``).
 
 A heading with the verdict, a line naming the input, the results table,
-the checks table and the warnings, in GitHub-flavoured Markdown. Every
+the per-class table (when results have per-class values), the checks table
+and the warnings, in GitHub-flavoured Markdown. Every
 piece of text that comes from the user (file and column names, specs) is
 escaped, so a ``|`` in a file name cannot break a table.
 """
@@ -9,8 +10,15 @@ escaped, so a ``|`` in a file name cannot break a table.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-from lossctl.render import checks_summary, display_name, format_value, group_grid
+from lossctl.render import (
+    checks_summary,
+    display_name,
+    format_value,
+    group_grid,
+    per_class,
+)
 from lossctl.results import Evaluation
 
 _SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
@@ -66,6 +74,11 @@ def to_markdown(evaluation: Evaluation) -> str:
     for r in evaluation.overall:
         arrow = "↓" if r.direction == "min" else "↑"
         lines.append(_row([code(display_name(r)), r.kind, format_value(r.value), arrow, escape(r.note or "")]))
+    header, rows = per_class(evaluation)
+    if rows:
+        lines += ["", "**Per class**", "", _row([h if h in ("class", "support") else code(h) for h in header])]
+        lines.append("| " + " | ".join("---:" for _ in header) + " |")
+        lines += [_row(row) for row in rows]
     headers, rows = group_grid(evaluation)
     if headers:
         lines += ["", f"**By {escape(', '.join(evaluation.by))}**", "", _row([escape(h) for h in headers])]
@@ -81,4 +94,13 @@ def to_markdown(evaluation: Evaluation) -> str:
     if evaluation.warnings:
         lines += ["", "**Warnings**", ""]
         lines += [f"- {escape(w)}" for w in evaluation.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_error(message: str, files: Sequence[str]) -> str:
+    """The job summary of a run stopped by a data error: the verdict, the input and the message."""
+    lines = ["### ❌ lossctl: data error", ""]
+    if files:
+        lines += [", ".join(code(f, cell=False) for f in files), ""]
+    lines.append(f"lossctl stopped before a result: {escape(message)}")
     return "\n".join(lines) + "\n"

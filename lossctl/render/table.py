@@ -1,5 +1,10 @@
 """A rich table: a title naming the input and the columns picked, values right-justified.
 
+When results carry per-class values (precision, recall, F-scores, IoU on
+several classes), a per-class table follows, one row per class with each
+class's support: scikit-learn's ``classification_report``, whose averages
+are the results above.
+
 Checks get a section of their own under the results: the expression, the
 unrounded value shown to six significant digits, PASS or FAIL and why, and
 a one-line verdict in the caption.
@@ -7,13 +12,17 @@ a one-line verdict in the caption.
 
 from __future__ import annotations
 
-import io
-
-from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from lossctl.render import checks_summary, display_name, format_value, group_grid
+from lossctl.render import (
+    checks_summary,
+    display_name,
+    format_value,
+    group_grid,
+    per_class,
+    rich_text,
+)
 from lossctl.results import Evaluation
 
 SIGNIFICANT = 6
@@ -32,10 +41,10 @@ def _columns_line(evaluation: Evaluation) -> str:
 
 def _checks_table(evaluation: Evaluation) -> Table:
     table = Table(title="checks", title_justify="left", caption=checks_summary(evaluation), caption_justify="left")
-    table.add_column("check")
-    table.add_column("value", justify="right")
+    table.add_column("check", overflow="fold")
+    table.add_column("value", justify="right", no_wrap=True)
     table.add_column("result", justify="center")
-    table.add_column("note")
+    table.add_column("note", overflow="fold")
     for c in evaluation.checks:
         passed = bool(c.get("passed"))
         mark = Text("PASS", style="bold green") if passed else Text("FAIL", style="bold red")
@@ -47,23 +56,39 @@ def _checks_table(evaluation: Evaluation) -> Table:
     return table
 
 
-def to_table(evaluation: Evaluation, *, width: int | None = None, color: bool = False) -> str:
-    """Render the results (and the checks, if any) as rich tables, returned as text."""
+def _per_class_table(evaluation: Evaluation) -> Table | None:
+    header, rows = per_class(evaluation)
+    if not rows:
+        return None
+    table = Table(title="per class", title_justify="left")
+    table.add_column(header[0], justify="right")
+    for name in header[1:]:
+        table.add_column(name, justify="right", overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def to_table(evaluation: Evaluation, *, stdout: bool = False, width: int | None = None) -> str:
+    """Render the results (and the checks, if any) as rich tables, returned as text (see ``rich_text``)."""
     inp = evaluation.input
     title = f"lossctl · {', '.join(inp.files) if len(inp.files) <= 3 else f'{len(inp.files)} files'}"
     caption = f"{_columns_line(evaluation)}\ntask: {inp.task or 'unknown'} · {inp.rows:,} rows read"
     if inp.rows_dropped:
         caption += f", {inp.rows_dropped:,} dropped"
     table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
-    table.add_column("name")
+    table.add_column("name", overflow="fold")
     table.add_column("kind")
-    table.add_column("value", justify="right")
+    table.add_column("value", justify="right", no_wrap=True)
     table.add_column("", justify="center")
-    table.add_column("note")
+    table.add_column("note", overflow="fold")
     for r in evaluation.overall:
         arrow = "↓" if r.direction == "min" else "↑"
         table.add_row(Text(display_name(r)), r.kind, format_value(r.value), arrow, Text(r.note or ""))
     parts: list[Table | Text] = [table]
+    classes = _per_class_table(evaluation)
+    if classes is not None:
+        parts += [Text(""), classes]
     headers, rows = group_grid(evaluation)
     if headers:
         groups = Table(title=f"by {', '.join(evaluation.by)}", title_justify="left")
@@ -74,7 +99,4 @@ def to_table(evaluation: Evaluation, *, width: int | None = None, color: bool = 
         parts += [Text(""), groups]
     if evaluation.checks:
         parts += [Text(""), _checks_table(evaluation)]
-    buf = io.StringIO()
-    console = Console(file=buf, width=width or 100, force_terminal=color, no_color=not color, highlight=False)
-    console.print(Group(*parts))
-    return buf.getvalue()
+    return rich_text(*parts, stdout=stdout, width=width)

@@ -7,11 +7,10 @@ import io
 import json
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from lossctl.render import format_value
+from lossctl.render import format_value, rich_text
 
 if TYPE_CHECKING:
     from lossctl.perrow import WorstRows
@@ -67,7 +66,7 @@ def _shown(value: Any) -> str:
     return format_value(value)
 
 
-def worst_table(result: WorstRows, *, width: int | None = None, color: bool = False) -> str:
+def worst_table(result: WorstRows, *, stdout: bool = False, width: int | None = None) -> str:
     """A rich table of the worst rows, the overall value in the caption."""
     ev = result.evaluation
     overall = ev.results[0]
@@ -82,7 +81,7 @@ def worst_table(result: WorstRows, *, width: int | None = None, color: bool = Fa
     table = Table(caption=caption, caption_justify="left")
     table.add_column("#", justify="right")
     table.add_column("row", justify="right")
-    table.add_column(result.spec.spec, justify="right")
+    table.add_column(result.spec.spec, justify="right", no_wrap=True)
     table.add_column("y_true", justify="right")
     table.add_column("y_pred", justify="right")
     has_weight = any("weight" in r for r in result.rows)
@@ -93,9 +92,5 @@ def worst_table(result: WorstRows, *, width: int | None = None, color: bool = Fa
         if has_weight:
             cells.append(_shown(r.get("weight")))
         table.add_row(*cells)
-    buf = io.StringIO()
-    console = Console(file=buf, width=width or 100, force_terminal=color, no_color=not color, highlight=False)
-    # soft_wrap: a long path stays on one line (a file name cut in two cannot be copied).
-    console.print(Text(title, style="italic"), soft_wrap=True)
-    console.print(table)
-    return buf.getvalue()
+    # The title soft-wrapped: a long path stays on one line (a file name cut in two cannot be copied).
+    return rich_text(Text(title, style="italic"), table, stdout=stdout, width=width)

@@ -1,0 +1,88 @@
+"""Output files written whole or not at all (SPEC sections 5 and 10).
+
+Every file lossctl writes (``-o``, ``--per-row``, ``--save-state``) is
+filled as a temporary file in the target's folder and renamed over the
+target only once complete; on failure the temporary file is removed, so an
+existing file keeps its old content and no partial file is left. The file
+gets the mode any file the user creates gets (``0o666`` less the umask).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Mapping
+
+from lossctl.errors import UsageProblem
+
+
+def cannot_write(flag: str, path: str, exc: OSError) -> UsageProblem:
+    """The one error of an output that cannot be written."""
+    return UsageProblem(f"{flag} {path}: cannot write: {exc.strerror or exc}")
+
+
+def check_writable(flag: str, path: str) -> None:
+    """Refuse, before anything is read, a path whose folder is missing or that is a folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageProblem(f"{flag} {path}: cannot write: is a directory")
+    if not os.path.isdir(folder):
+        raise UsageProblem(f"{flag} {path}: cannot write: no such directory {os.path.dirname(path) or '.'}")
+
+
+def same_path(a: str, b: str) -> bool:
+    """Whether two paths name one file (the same path, or one file by two names)."""
+    if os.path.abspath(a) == os.path.abspath(b):
+        return True
+    try:
+        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+class Replacement:
+    """A temporary file next to ``path``: :meth:`commit` renames it over ``path``, :meth:`discard` removes it.
+
+    ``flag`` names the option in messages (``-o``, ``--per-row``).
+    """
+
+    def __init__(self, path: str, flag: str) -> None:
+        self.path, self.flag = path, flag
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            fd, self.tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=folder)
+        except OSError as exc:
+            raise cannot_write(flag, path, exc) from None
+        os.close(fd)
+
+    def commit(self) -> None:
+        """Give the file the usual mode and move it into place."""
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o666 & ~umask)
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
+
+
+def write_whole(texts: Mapping[str, str], flag: str = "-o") -> None:
+    """Write each ``{path: text}`` whole, or none of them: every temporary file first, then the renames."""
+    pending: list[Replacement] = []
+    path = ""
+    try:
+        for path, text in texts.items():
+            pending.append(Replacement(path, flag))
+            with open(pending[-1].tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        for replacement in pending:
+            path = replacement.path
+            replacement.commit()
+    except BaseException as exc:
+        for replacement in pending:
+            replacement.discard()
+        if isinstance(exc, OSError):
+            raise cannot_write(flag, path, exc) from None
+        raise
