@@ -68,7 +68,9 @@ def finish(
     results = tuple(result_of(r, acc, states[acc.key]) for r, acc in pairs)
     grouped: dict[int, list[MetricResult]] = {}
     if groups is not None:
-        for slot in sorted(range(len(groups)), key=lambda i: sort_key(groups[i])):
+        # A group all of whose rows were dropped (--nan drop) was never observed.
+        seen = [i for i in range(len(groups)) if any(st.rows(i) for st in partial.states.values())]
+        for slot in sorted(seen, key=lambda i: sort_key(groups[i])):
             key = key_dict(plan.by, groups[slot])
             for i, (r, acc) in enumerate(pairs):
                 grouped.setdefault(i, []).append(result_of(r, acc, partial.states[acc.key], slot, key))

@@ -186,3 +186,11 @@ def test_sliced_state_files_merge_by_key(frame: pd.DataFrame, tmp_path: Path) ->
     plain = tmp_path / "plain.lcstate"
     lossctl.evaluate(str(tmp_path / "s0.parquet"), loss="mse", metric="auc", save_state=str(plain), weight=None)
     one_line(run("merge", states[1], plain), 2, "plans differ", "by")
+
+
+def test_a_group_whose_rows_are_all_dropped_is_not_reported(tmp_path: Path) -> None:
+    path = tmp_path / "n.csv"
+    path.write_text("y_true,y_pred,g\n1,nan,a\n2,2.5,b\n3,3,b\n")
+    ev = lossctl.evaluate(str(path), loss="mse", by="g", nan="drop")
+    assert [r.group for r in ev.results] == [None, {"g": "b"}]
+    assert ev.results[1].value == pytest.approx(0.125)
