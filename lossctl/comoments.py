@@ -10,15 +10,10 @@ squares ever suffers the cancellation of ``sum(x**2) - n * mean**2``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from lossctl.batch import F64
 from lossctl.errors import DataError
-
-if TYPE_CHECKING:
-    from lossctl.state import State
 
 
 def _variables(k: int) -> int:
@@ -114,13 +109,3 @@ def chan_all(blocks: F64) -> F64:
         paired = chan(blocks[:half], blocks[half : 2 * half])
         blocks = np.concatenate([paired, blocks[2 * half :]]) if len(blocks) % 2 else paired
     return blocks.copy()
-
-
-def fold_comoments(state: State, name: str, block: F64, slot: int | None) -> None:
-    """Combine a chunk's co-moment block into ``slot`` of array ``name`` (every slot's: ``slot=None``)."""
-    if slot is None:
-        array = state.declare(name, "comoment", block.shape[1:])
-        array[:] = chan(array, block)
-        return
-    array = state.declare(name, "comoment", block.shape)
-    array[slot] = chan(array[slot], block)

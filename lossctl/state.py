@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from lossctl.batch import F64
 from lossctl.comoments import chan, chan_all
 from lossctl.errors import DataError
 
@@ -337,3 +338,13 @@ def merge(a: State, b: State) -> State:
         else:
             out.data[name] = chan(x, y)
     return out
+
+
+def fold_comoments(state: State, name: str, block: F64, slot: int | None) -> None:
+    """Combine a chunk's co-moment block into ``slot`` of array ``name`` (every slot's: ``slot=None``)."""
+    if slot is None:
+        array = state.declare(name, "comoment", block.shape[1:])
+        array[:] = chan(array, block)
+        return
+    array = state.declare(name, "comoment", block.shape)
+    array[slot] = chan(array[slot], block)

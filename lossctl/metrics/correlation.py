@@ -24,10 +24,10 @@ import numpy as np
 
 from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import EPSILON, F64, Batch
-from lossctl.comoments import comoments, fold_comoments
+from lossctl.comoments import comoments
 from lossctl.params import ONE_SCORE_PER_COLUMN, Param
 from lossctl.registry import Example, MetricDef, register
-from lossctl.state import State
+from lossctl.state import State, fold_comoments
 
 _SAME = "y_true and y_pred of the same shape: (N,) or (N, D); real values"
 

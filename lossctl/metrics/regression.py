@@ -15,10 +15,10 @@ import numpy as np
 
 from lossctl.accumulate import Accumulator, Mean, Transformed, Value, state_key
 from lossctl.batch import EPSILON, F64, Batch, row_mean
-from lossctl.comoments import comoments, fold_comoments
+from lossctl.comoments import comoments
 from lossctl.params import ONE_SCORE_PER_COLUMN, Param
 from lossctl.registry import Example, MetricDef, kernel, register
-from lossctl.state import State
+from lossctl.state import State, fold_comoments
 
 LOG2 = math.log(2.0)
 
