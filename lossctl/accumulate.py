@@ -256,5 +256,5 @@ class Mean(Accumulator):
             elif zero_weight and w == 0.0:
                 out.append(_ZERO_WEIGHT)
             else:
-                out.append(Value.of(v))
+                out.append(Value(v) if math.isfinite(v) else Value.of(v))
         return out

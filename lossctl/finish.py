@@ -9,6 +9,7 @@ checks are judged against that table.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from lossctl._version import __version__
@@ -23,10 +24,16 @@ from lossctl.results import Evaluation, InputSummary, MetricResult, RoleInfo
 from lossctl.state import State
 
 
-def _result(r: Resolved, value: Value, rows: int, group: Mapping[str, Any] | None) -> MetricResult:
-    extra = dict(value.extra)
+# Shared by every result without extra values (results never modify it).
+_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+
+
+def _result(
+    r: Resolved, value: Value, rows: int, group: Mapping[str, Any] | None, direction: str | None = None
+) -> MetricResult:
+    extra: Mapping[str, Any] = value.extra
     if r.resolved_from is not None:
-        extra["resolved_from"] = r.resolved_from
+        extra = {**extra, "resolved_from": r.resolved_from}
     return MetricResult(
         name=r.name,
         spec=r.spec,
@@ -34,9 +41,9 @@ def _result(r: Resolved, value: Value, rows: int, group: Mapping[str, Any] | Non
         params=r.params,
         value=value.value,
         rows=rows,
-        direction=r.entry.direction_for(r.kind),
+        direction=direction or r.entry.direction_for(r.kind),
         note=value.note,
-        extra=extra,
+        extra=extra or _NO_EXTRA,
         group=group,
     )
 
@@ -81,8 +88,9 @@ def finish(
             state = partial.states[acc.key]
             values = acc.finish_slots(state, order)
             rows = state.data["rows"][order].tolist() if order else []
+            direction = r.entry.direction_for(r.kind)
             grouped[i] = [
-                _result(r, value, n, key) for value, n, key in zip(values, rows, keys, strict=True)
+                _result(r, value, n, key, direction) for value, n, key in zip(values, rows, keys, strict=True)
             ]
     warnings: list[str] = [partial.warned[i][1] for i in sorted(partial.warned)]
     warnings += parameter_warnings(plan)
