@@ -18,6 +18,10 @@ class ExitStatus(IntEnum):
     USAGE = 2
     DATA = 3
     INTERNAL = 70
+    OUTPUT = 74
+    HANGUP = 129
+    INTERRUPTED = 130
+    TERMINATED = 143
 
 
 class LossctlError(Exception):
@@ -36,6 +40,19 @@ class DataError(LossctlError):
     """The data is wrong or unreadable: missing file, corrupt, bad values (exit 3)."""
 
     exit_status = ExitStatus.DATA
+
+
+class Stopped(BaseException):
+    """A signal asked the process to stop (SIGINT, SIGTERM, SIGHUP): raised in the main thread.
+
+    A ``BaseException`` like ``KeyboardInterrupt``, so that it passes the
+    library's ``except Exception`` and runs every ``finally`` and cleanup on
+    the way out (no temporary or partial output file is left).
+    """
+
+    def __init__(self, message: str, status: ExitStatus) -> None:
+        super().__init__(message)
+        self.exit_status = status
 
 
 class ValueProblem(Exception):

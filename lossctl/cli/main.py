@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from lossctl._version import __version__
-from lossctl.errors import ExitStatus, LossctlError
+from lossctl.errors import ExitStatus, LossctlError, Stopped
 
 
 def _fail(message: str, status: int) -> None:
@@ -53,6 +53,13 @@ class LossctlGroup(click.Group):
         ctx.meta["lossctl.words"] = tuple(rest)
         return name, command, rest
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # Click turns Ctrl-C into Abort after printing an empty line; keep it one line.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Stopped("interrupted (SIGINT)", ExitStatus.INTERRUPTED) from None
+
     def main(  # type: ignore[override]  # same signature, narrower use
         self,
         args: Sequence[str] | None = None,
@@ -68,7 +75,7 @@ class LossctlGroup(click.Group):
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
-            _fail("aborted", 130)
+            _fail("aborted", ExitStatus.INTERRUPTED)
         except click.UsageError as exc:
             where = f"lossctl {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else "lossctl"
             _fail(f"{exc.format_message()} (see '{where} --help')", ExitStatus.USAGE)
@@ -84,7 +91,9 @@ class LossctlGroup(click.Group):
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(int(ExitStatus.OK))
         except KeyboardInterrupt:
-            _fail("interrupted", 130)
+            _fail("interrupted (SIGINT)", ExitStatus.INTERRUPTED)
+        except Stopped as exc:
+            _fail(str(exc), exc.exit_status)
         except Exception as exc:  # noqa: BLE001 - the boundary for bugs
             if show_traceback:
                 traceback.print_exc()
@@ -152,6 +161,29 @@ def _tune_malloc() -> None:
     mallopt(m_trim_threshold, 16 << 20)
 
 
+_STOPPING = {"SIGTERM": ExitStatus.TERMINATED, "SIGHUP": ExitStatus.HANGUP}
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP raise :class:`Stopped` in the main thread, as SIGINT raises KeyboardInterrupt.
+
+    The default action would kill the process at once, leaving the
+    temporary files of the outputs behind; the exception unwinds through
+    their cleanup instead. A signal the parent set to be ignored (``nohup``)
+    stays ignored.
+    """
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        raise Stopped(f"terminated ({name})", _STOPPING[name])
+
+    for name in _STOPPING:
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, stop)
+
+
 def main() -> None:
     """Console-script entry point.
 
@@ -162,6 +194,7 @@ def main() -> None:
     reader and lane threads have finished.
     """
     _tune_malloc()
+    _stop_on_signals()
     try:
         cli.main()
         status: object = 0

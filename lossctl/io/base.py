@@ -13,6 +13,7 @@ import mmap
 import queue
 import re
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -192,8 +193,12 @@ def prefetch(items: Iterator[T], depth: int = 3) -> Iterator[T]:
             yield item  # type: ignore[misc]  # everything else came from `items`
     finally:
         stop.set()
-        # Unblock a producer waiting on a full queue, then let it finish.
-        while worker.is_alive():
+        # Unblock a producer waiting on a full queue, then let it finish. A
+        # producer blocked reading (a pipe or FIFO whose writer is idle) never
+        # sees ``stop``: after a second it is left to end with the process, so
+        # that a signal or an early stop is never held up by a silent input.
+        deadline = time.monotonic() + 1.0
+        while worker.is_alive() and time.monotonic() < deadline:
             try:
                 slots.get_nowait()
             except queue.Empty:
