@@ -55,6 +55,12 @@ class Stopped(BaseException):
         self.exit_status = status
 
 
+class OutputError(LossctlError):
+    """The result could not be written: disk full, file too large, standard output closed (exit 74)."""
+
+    exit_status = ExitStatus.OUTPUT
+
+
 class ValueProblem(Exception):
     """Raised by per-chunk value checks; the engine adds file, column and global row.
 

@@ -59,3 +59,95 @@ def test_signal_mid_run_exits_with_its_code_and_leaves_no_file(tmp_path: Path, s
     assert stderr.decode().splitlines() == [line]
     assert stdout == b""
     assert _leftovers(out) == []
+
+
+SAMPLE = str(REPO / "sample_data" / "regression.csv")
+LINE_74 = "lossctl: cannot write standard output: {}; the result was not written whole"
+
+
+def _limited(size: int):  # type: ignore[no-untyped-def]
+    """A preexec_fn giving the child a file size limit (writes past it fail with EFBIG)."""
+
+    def limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    return limit
+
+
+def _lossctl(*args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "lossctl", *args], env=kwargs.pop("env", ENV), cwd=kwargs.pop("cwd", REPO),
+        stderr=subprocess.PIPE, timeout=60, check=False, **kwargs,  # type: ignore[call-overload]
+    )
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_standard_output_or_o_on_a_full_device_is_exit_74_and_the_device_stays() -> None:
+    with open("/dev/full", "w") as full:
+        done = _lossctl("eval", SAMPLE, "-l", "mse", stdout=full)
+    assert done.returncode == 74
+    assert done.stderr.decode().splitlines() == [LINE_74.format("No space left on device")]
+    done = _lossctl("eval", SAMPLE, "-l", "mse", "-o", "/dev/full", stdout=subprocess.DEVNULL)
+    assert done.returncode == 74
+    assert done.stderr.decode().splitlines() == [
+        "lossctl: -o /dev/full: cannot write: No space left on device; the result was not written"
+    ]
+    import stat
+
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)  # written in place, never renamed over
+
+
+def test_closed_or_broken_standard_output_is_exit_74() -> None:
+    closed = _lossctl("eval", SAMPLE, "-l", "mse", stdout=subprocess.DEVNULL, preexec_fn=lambda: os.close(1))
+    assert closed.returncode == 74
+    assert closed.stderr.decode().splitlines() == [LINE_74.format("it is closed")]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader went away before the result came
+    try:
+        broken = _lossctl("list", stdout=write_end)
+    finally:
+        os.close(write_end)
+    assert broken.returncode == 74
+    assert broken.stderr.decode().splitlines() == [LINE_74.format("closed by its reader (broken pipe)")]
+
+
+def test_closed_standard_output_is_no_error_when_the_result_goes_to_a_file(tmp_path: Path) -> None:
+    done = _lossctl("eval", SAMPLE, "-l", "mse", "-o", str(tmp_path / "r.json"), stdout=subprocess.DEVNULL, preexec_fn=lambda: os.close(1))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "r.json").stat().st_size > 0
+
+
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_standard_output_cut_by_a_file_size_limit_is_exit_74(tmp_path: Path, unbuffered: str) -> None:
+    env = {k: v for k, v in ENV.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = unbuffered  # the text layer alone would drop a short write silently
+    with open(tmp_path / "stdout.json", "w") as out:
+        done = _lossctl("eval", SAMPLE, "-l", "mse,mae", "-f", "json", stdout=out, preexec_fn=_limited(100), env=env)
+    assert done.returncode == 74
+    assert done.stderr.decode().splitlines() == [LINE_74.format("File too large")]
+
+
+@pytest.mark.parametrize(
+    ("option", "name"),
+    [("--per-row", "rows.csv"), ("--per-row", "rows.parquet"), ("--save-state", "s.lcstate"), ("-o", "r.json")],
+)
+def test_an_output_file_past_the_size_limit_is_exit_74_and_left_nowhere(tmp_path: Path, option: str, name: str) -> None:
+    (tmp_path / name).write_bytes(b"old")
+    done = _lossctl("eval", SAMPLE, "-l", "mse", option, str(tmp_path / name), stdout=subprocess.DEVNULL, preexec_fn=_limited(200))
+    assert done.returncode == 74
+    line = done.stderr.decode().splitlines()
+    assert len(line) == 1 and line[0].startswith(f"lossctl: {option} {tmp_path / name}: cannot write: ")
+    assert "File too large" in line[0]
+    assert _leftovers(tmp_path) == [name]
+    assert (tmp_path / name).read_bytes() == b"old"
+
+
+def test_a_result_that_fits_is_still_exit_0(tmp_path: Path) -> None:
+    with open(tmp_path / "stdout.json", "w") as out:
+        done = _lossctl("eval", SAMPLE, "-l", "mse", "-f", "json", stdout=out, preexec_fn=_limited(1 << 20))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "stdout.json").read_text().startswith("{")

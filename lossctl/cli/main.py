@@ -35,6 +35,25 @@ def _fail(message: str, status: int) -> None:
     sys.exit(int(status))
 
 
+def _internal(exc: BaseException, show_traceback: bool) -> None:
+    if show_traceback:
+        traceback.print_exc()
+    detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+    _fail(
+        f"internal error ({detail}); this is a bug, please report it (run again with --traceback for details)",
+        ExitStatus.INTERNAL,
+    )
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that the final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until the process ends
+
+
 class LossctlGroup(click.Group):
     """A Click group whose ``main`` is the one place errors become exit codes."""
 
@@ -59,6 +78,11 @@ class LossctlGroup(click.Group):
             return super().invoke(ctx)
         except KeyboardInterrupt:
             raise Stopped("interrupted (SIGINT)", ExitStatus.INTERRUPTED) from None
+        except BrokenPipeError as exc:
+            # Click would exit 1 (a failed check) on a broken pipe: it is exit 74.
+            from lossctl.outfile import stdout_failed
+
+            raise stdout_failed(exc) from None
 
     def main(  # type: ignore[override]  # same signature, narrower use
         self,
@@ -72,6 +96,9 @@ class LossctlGroup(click.Group):
         show_traceback = "--traceback" in argv
         try:
             status = super().main(argv, prog_name or "lossctl", complete_var, standalone_mode=False, **extra)
+            # The result is complete only once it left the buffer: a full disk
+            # or a closed pipe behind standard output shows here (exit 74).
+            sys.stdout.flush()
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
@@ -85,24 +112,21 @@ class LossctlGroup(click.Group):
             if show_traceback:
                 traceback.print_exc()
             _fail(" ".join(str(exc).split()), exc.exit_status)
-        except BrokenPipeError:
-            # The reader of our output went away (e.g. `| head`): not an error of ours.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            sys.exit(int(ExitStatus.OK))
+        except OSError as exc:
+            from lossctl.outfile import WRITE_FAILURES, stdout_failed
+
+            if exc.errno not in WRITE_FAILURES:
+                _internal(exc, show_traceback)
+            # Standard output is closed, broken (`| head`) or full: the
+            # consumer did not get the whole result (SPEC section 6).
+            _silence_stdout()
+            _fail(str(stdout_failed(exc)), ExitStatus.OUTPUT)
         except KeyboardInterrupt:
             _fail("interrupted (SIGINT)", ExitStatus.INTERRUPTED)
         except Stopped as exc:
             _fail(str(exc), exc.exit_status)
         except Exception as exc:  # noqa: BLE001 - the boundary for bugs
-            if show_traceback:
-                traceback.print_exc()
-            detail = " ".join(f"{type(exc).__name__}: {exc}".split())
-            _fail(
-                f"internal error ({detail}); this is a bug, please report it "
-                "(run again with --traceback for details)",
-                ExitStatus.INTERNAL,
-            )
+            _internal(exc, show_traceback)
         sys.exit(int(status or 0))
 
 
@@ -184,6 +208,28 @@ def _stop_on_signals() -> None:
             signal.signal(signum, stop)
 
 
+def _checked_stdout() -> None:
+    """Make every failed or short write to standard output raise (and so exit 74).
+
+    Closed (``>&-``): a stand-in whose writes fail. Unbuffered (``-u``,
+    PYTHONUNBUFFERED): the text layer writes straight to the file and drops
+    the rest of a short write (a file size limit, a nearly full disk)
+    without an error; a buffered writer retries it and raises.
+    """
+    import io
+
+    if sys.stdout is None:
+        from lossctl.outfile import ClosedStream
+
+        sys.stdout = ClosedStream()  # type: ignore[assignment]  # the writes it takes
+        return
+    raw = getattr(sys.stdout, "buffer", None)
+    if isinstance(raw, io.FileIO):
+        sys.stdout = io.TextIOWrapper(
+            io.BufferedWriter(raw), encoding=sys.stdout.encoding, errors=sys.stdout.errors, write_through=True
+        )
+
+
 def main() -> None:
     """Console-script entry point.
 
@@ -195,6 +241,8 @@ def main() -> None:
     """
     _tune_malloc()
     _stop_on_signals()
+    _checked_stdout()
+
     try:
         cli.main()
         status: object = 0
