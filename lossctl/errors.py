@@ -31,13 +31,13 @@ class LossctlError(Exception):
 
 
 class UsageProblem(LossctlError):
-    """The request is wrong: unknown name, bad parameter, missing column (exit 2)."""
+    """The request is wrong: unknown name, bad parameter, a column lossctl cannot pick (exit 2)."""
 
     exit_status = ExitStatus.USAGE
 
 
 class DataError(LossctlError):
-    """The data is wrong or unreadable: missing file, corrupt, bad values (exit 3)."""
+    """The data is wrong or unreadable: missing file or named column, corrupt, bad values (exit 3)."""
 
     exit_status = ExitStatus.DATA
 

@@ -282,7 +282,7 @@ def test_boolean_labels_stay_usable(tmp_path: Path) -> None:
 
 def test_named_column_does_not_exist(tmp_path: Path) -> None:
     path = write(tmp_path / "cols.csv", "label,score\n1,0.5\n")
-    assert_fails(run("eval", path, "--true", "lable", "--pred", "score", "-l", "mse"), 2, str(path), "no column 'lable'", "label")
+    assert_fails(run("eval", path, "--true", "lable", "--pred", "score", "-l", "mse"), 3, str(path), "no column 'lable'", "label")
 
 
 def test_no_column_with_a_common_name(tmp_path: Path) -> None:
@@ -539,3 +539,23 @@ def test_output_over_an_input_is_refused(regression_csv: Path) -> None:
     before = regression_csv.read_bytes()
     assert_fails(run("eval", regression_csv, "-l", "mse", "-o", regression_csv), 2, "is an input file")
     assert regression_csv.read_bytes() == before
+
+
+def test_every_way_of_naming_a_missing_column_is_a_data_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "cols.csv", "label,score,w\n1,0.5,1\n0,0.2,1\n")
+    other = write(tmp_path / "other.csv", "a,b\n1,0.5\n")
+    assert_fails(run("eval", path, "--weight", "wieght", "-l", "mse"), 3, "no column 'wieght'", "columns are label, score, w")
+    assert_fails(run("eval", path, "--pred", "score,nope", "-l", "mse"), 3, "no column 'nope'")
+    assert_fails(run("eval", path, "--pred", f"{other}:c", "-l", "mse"), 3, str(other), "no column 'c'", "columns are a, b")
+    npz = tmp_path / "arrays.npz"
+    np.savez(npz, first=np.array([1.0, 0.0]), second=np.array([0.5, 0.2]))
+    assert_fails(run("eval", "--true", npz, "--pred", npz, "-l", "mse"), 3, str(npz), "cannot tell which column is y_true")
+
+
+def test_columns_differing_only_in_case_are_two_candidates(tmp_path: Path) -> None:
+    path = write(tmp_path / "cols.csv", "y_true,Y_TRUE,y_pred\n1,0,0.5\n0,1,0.2\n")
+    assert_fails(run("eval", path, "-l", "mse"), 2, "'y_true' and 'Y_TRUE'", "--true")
+    assert_fails(run("eval", path, "--true", "Y_true", "-l", "mse"), 2, "'y_true' and 'Y_TRUE' differ only in case")
+    named = run("eval", path, "--true", "Y_TRUE", "-l", "mse", "-f", "json")
+    assert named.exit_code == 0, named.stderr
+    assert json.loads(named.stdout)["results"][0]["value"] == pytest.approx(((0 - 0.5) ** 2 + (1 - 0.2) ** 2) / 2)
