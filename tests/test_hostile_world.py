@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -151,3 +152,56 @@ def test_a_result_that_fits_is_still_exit_0(tmp_path: Path) -> None:
         done = _lossctl("eval", SAMPLE, "-l", "mse", "-f", "json", stdout=out, preexec_fn=_limited(1 << 20))
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "stdout.json").read_text().startswith("{")
+
+
+_TRUNCATE = """
+import os, sys
+import numpy as np
+from lossctl.errors import DataError
+from lossctl.io import open_table
+
+path, names = sys.argv[1], sys.argv[2].split(",")
+chunks = open_table([path]).chunks(names, 20_000)
+next(chunks)
+os.truncate(path, int(sys.argv[3]))
+try:
+    for _ in chunks:
+        pass
+except DataError as exc:
+    print("DataError:", exc)
+else:
+    print("read to the end")
+"""
+
+
+def _write_inputs(folder: Path) -> dict[str, tuple[Path, str]]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(3)
+    n = 400_000
+    table = pa.table({"y_true": rng.random(n), "y_pred": rng.random(n)})
+    pacsv.write_csv(table, folder / "big.csv")
+    pq.write_table(table, folder / "big.parquet", row_group_size=20_000)
+    np.save(folder / "big.npy", rng.random(n))
+    np.savez(folder / "big.npz", y_true=rng.random(n), y_pred=rng.random(n))
+    return {
+        "csv": (folder / "big.csv", "y_true,y_pred"),
+        "parquet": (folder / "big.parquet", "y_true,y_pred"),
+        "npy": (folder / "big.npy", "big"),
+        "npz": (folder / "big.npz", "y_true,y_pred"),
+    }
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "npy", "npz"])
+def test_a_file_truncated_while_it_is_read_is_a_data_error_not_sigbus(tmp_path: Path, fmt: str) -> None:
+    path, names = _write_inputs(tmp_path)[fmt]
+    keep = path.stat().st_size // 4  # past the header and the first chunk, well before the end
+    done = subprocess.run(
+        [sys.executable, "-c", _TRUNCATE, str(path), names, str(keep)],
+        capture_output=True, text=True, env=ENV, cwd=REPO, timeout=60, check=False,
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr)  # -7 would be SIGBUS
+    assert done.stdout.startswith(f"DataError: {path}: ")
+    assert "changed while being read" in done.stdout or "truncated" in done.stdout

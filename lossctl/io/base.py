@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from lossctl.errors import DataError
+
 Arrays = dict[str, np.ndarray]
 # Per column, a conversion that replaces the float64 one: (values as read, an
 # Arrow array or a NumPy array; the chunk's first row) -> NumPy array.
@@ -126,6 +128,23 @@ def _concat(pieces: list[Arrays]) -> Arrays:
         return pieces[0]
     keys = pieces[0].keys()
     return {k: np.concatenate([p[k] for p in pieces]) for k in keys}
+
+
+def check_unchanged(now: int, size: int, label: str) -> None:
+    """Stop with a data error when a file's size ``now`` is no longer its ``size`` when opened (SPEC section 10).
+
+    Touching a page past the end of a file truncated under its map kills the
+    process with SIGBUS; the mapped readers call this with the map's current
+    size (one ``fstat``) before each chunk they read from it, so a file
+    truncated, or grown, while it is read is exit 3. A truncation between
+    this check and the read of that very chunk is not caught: the window is
+    one chunk's copy.
+    """
+    if now != size:
+        raise DataError(
+            f"{label}: the file changed while being read ({size} bytes when opened, {now} now); "
+            "read a file that is not being written"
+        )
 
 
 def release_pages(mapped: mmap.mmap, begin: int, end: int) -> int:
