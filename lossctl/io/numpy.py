@@ -12,6 +12,7 @@ from __future__ import annotations
 import mmap
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -167,6 +168,11 @@ class NpzTable(Table):
             raise DataError(f"{path}: cannot read: not a valid .npz file ({' '.join(str(exc).split())})") from None
         if not members:
             raise DataError(f"{path}: the archive holds no arrays")
+        seen: set[str] = set()
+        for m in members:
+            if m.name in seen:
+                raise DataError(f"{path}: array '{m.name}' appears twice in the archive; which one is meant is unclear")
+            seen.add(m.name)
         self.members = {m.name: m for m in members}
         cols: list[ColumnInfo] = []
         for m in members:
@@ -211,16 +217,26 @@ class NpzTable(Table):
             if local + m.data_offset + int(np.prod(m.shape)) * m.dtype.itemsize > size:
                 raise DataError(f"{self.label}: array '{name}' is truncated")
             array = np.ndarray(m.shape, m.dtype, buffer=mapped, offset=local + m.data_offset)
+            # The archive's CRC of the member, checked as its bytes stream past
+            # (zipfile does it for compressed members): a flipped bit is exit 3.
+            crc = zlib.crc32(mapped[local : local + m.data_offset])
             for start in range(0, m.shape[0], rows):
                 check_unchanged(mapped.size(), size, self.label)
-                yield array[start : start + rows]
+                part = array[start : start + rows]
+                crc = zlib.crc32(part, crc)
+                yield part
+            if crc != m.info.CRC:
+                raise DataError(f"{self.label}: array '{name}' is corrupt (its CRC does not match the archive's)")
             return
         with self.zf.open(m.info) as fh:
             fh.seek(m.data_offset)
             left = m.shape[0]
             while left > 0:
                 take = min(rows, left)
-                buf = fh.read(take * row_bytes)
+                try:  # zipfile checks the CRC when it reaches the member's end
+                    buf = fh.read(take * row_bytes)
+                except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                    raise DataError(f"{self.label}: array '{name}' is corrupt ({' '.join(str(exc).split())})") from None
                 if len(buf) < take * row_bytes:
                     raise DataError(f"{self.label}: array '{name}' is truncated")
                 yield np.frombuffer(buf, dtype=m.dtype).reshape((take, *m.shape[1:]))
