@@ -205,3 +205,9 @@ def test_a_file_truncated_while_it_is_read_is_a_data_error_not_sigbus(tmp_path: 
     assert done.returncode == 0, (done.returncode, done.stderr)  # -7 would be SIGBUS
     assert done.stdout.startswith(f"DataError: {path}: ")
     assert "changed while being read" in done.stdout or "truncated" in done.stdout
+
+
+def test_reading_a_closed_standard_input_is_a_data_error() -> None:
+    done = _lossctl("eval", "-", "-l", "mse", stdout=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))
+    assert done.returncode == 3
+    assert done.stderr.decode().splitlines() == ["lossctl: <stdin>: standard input is closed; pipe the CSV in, or name a file"]

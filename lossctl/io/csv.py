@@ -145,6 +145,8 @@ def open_csv_table(path: str, delimiter: str | None = None) -> ArrowTable:
     label = "<stdin>" if path == "-" else path
     # Standard input and pipes (`<(zcat preds.csv.gz)`) can be read only once, front to back.
     once = path == "-" or _is_pipe(path)
+    if path == "-" and sys.stdin is None:
+        raise DataError("<stdin>: standard input is closed; pipe the CSV in, or name a file")
     try:
         if once:
             stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115 - read to its end by pyarrow
