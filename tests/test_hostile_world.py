@@ -34,22 +34,20 @@ def _leftovers(folder: Path) -> list[str]:
 def test_signal_mid_run_exits_with_its_code_and_leaves_no_file(tmp_path: Path, sig: int, status: int, line: str) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    # Rows on standard input, then the writer goes quiet: the run is certainly
-    # under way (the per-row file is being filled) when the signal comes.
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"y_true,y_pred\n" + b"1.0,2.5\n" * 4_000_000)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lossctl", "eval", "-", "-l", "mse",
+        [sys.executable, "-m", "lossctl", "eval", str(big), "-l", "mse",
          "--per-row", str(out / "rows.csv"), "-o", str(out / "report.json"), "--save-state", str(out / "s.lcstate")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=REPO,
     )
     try:
-        assert proc.stdin is not None
-        proc.stdin.write(b"y_true,y_pred\n" + b"1.0,2.5\n" * 3_000_000)
-        proc.stdin.flush()
+        # The per-row file is being filled: the run is under way (it takes seconds more).
         deadline = time.monotonic() + 30
         while not any(name.endswith(".part") and (out / name).stat().st_size > 0 for name in _leftovers(out)):
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             assert time.monotonic() < deadline, "the run never started writing"
-            time.sleep(0.05)
+            time.sleep(0.01)
         proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=20)
     finally:
