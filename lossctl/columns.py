@@ -5,6 +5,11 @@ decide for each role its table and columns: a name, a comma list, a glob
 (ordered by the number in the name), a list column, or another file
 (``PATH`` / ``PATH:COLUMN``). Without an option, pick from common names
 and say so. Errors list the columns that exist and suggest the flag.
+
+A column the user named that the file lacks is a data error (exit 3, SPEC
+section 2: the data does not hold what the command says it holds); a
+choice lossctl cannot make by itself (no common name, or two of them) is a
+usage error (exit 2): naming the column fixes it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lossctl.errors import UsageProblem
+from lossctl.errors import DataError, UsageProblem
 from lossctl.io import ColumnInfo, Table, data_extension, natural_key
 from lossctl.params import did_you_mean
 
@@ -82,7 +87,7 @@ def _match_in(table: Table, value: str, role: str) -> tuple[str, ...] | None:
             part = part.strip()
             found = _match_in(table, part, role) if part else None
             if not found:
-                raise UsageProblem(
+                raise DataError(
                     f"{table.label}: no column '{part}' (in {FLAGS[role]} {value}); "
                     f"columns are {_columns_list(table)}"
                 )
@@ -92,6 +97,11 @@ def _match_in(table: Table, value: str, role: str) -> tuple[str, ...] | None:
         hits = sorted((n for n in names if fnmatch.fnmatchcase(n, value)), key=natural_key)
         return tuple(hits) if hits else None
     folded = [n for n in names if n.lower() == value.lower()]
+    if len(folded) > 1:
+        raise UsageProblem(
+            f"{table.label}: columns {' and '.join(repr(n) for n in folded)} differ only in case; "
+            f"name one exactly with {FLAGS[role]}"
+        )
     if len(folded) == 1:
         return (folded[0],)
     return None
@@ -117,7 +127,9 @@ def _default_column(table: Table, role: str, value: str) -> tuple[str, ...]:
     cols = _auto_pick(table, role)
     if cols:
         return cols
-    raise UsageProblem(
+    # An NPZ names its arrays: one without the role's default array lacks it (exit 3).
+    error = DataError if data_extension(value) == "npz" else UsageProblem
+    raise error(
         f"{table.label}: cannot tell which column is {role}; columns are "
         f"{_columns_list(table)} (try {FLAGS[role]} {value}:COLUMN)"
     )
@@ -135,8 +147,7 @@ def _family(names: list[str], prefixes: tuple[str, ...]) -> dict[str, tuple[str,
 
 def _auto_pick(table: Table, role: str) -> tuple[str, ...] | None:
     candidates = _AUTO.get(role, ())
-    lowered = {n.lower(): n for n in table.names}
-    exact = [lowered[c] for c in candidates if c in lowered]
+    exact = list(dict.fromkeys(n for c in candidates for n in table.names if n.lower() == c))
     if len(exact) > 1:
         raise UsageProblem(
             f"{table.label}: both {' and '.join(repr(e) for e in exact)} could be {role}; "
@@ -219,7 +230,7 @@ def resolve_role(
                 return RoleColumns(role, source, _default_column(source, role, value))
             found = _match_in(source, column, role)
             if not found:
-                raise UsageProblem(
+                raise DataError(
                     f"{source.label}: no column '{column}'; columns are {_columns_list(source)}"
                     + did_you_mean(column, source.names)
                 )
@@ -228,7 +239,7 @@ def resolve_role(
             raise UsageProblem(
                 f"{FLAGS[role]} {value}: no FILE was given and '{value}' is not a data file"
             )
-        raise UsageProblem(
+        raise DataError(
             f"{table.label}: no column '{value}'; columns are {_columns_list(table)}"
             + _hint(table, role, value)
         )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -184,11 +185,32 @@ def _validate(where: str, table: Mapping[str, Any], base: str = ".") -> Config:
     return Config(where, values, fmt)
 
 
+# SPEC section 6: a config file is a regular file of at most 1 MiB.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _bounded_text(path: str, label: str) -> bytes:
+    """The bytes of a regular file of at most MAX_CONFIG_BYTES; a device, FIFO or larger file is refused at once."""
+    # O_NONBLOCK: opening a FIFO must not wait for a writer before it is refused.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageProblem(f"{label}: not a regular file; a config file must be one")
+        data = fh.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise UsageProblem(f"{label}: config file larger than 1 MiB")
+    return data
+
+
 def _read(path: str, label: str | None = None) -> dict[str, Any]:
     label = label or path
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
+        return tomllib.loads(_bounded_text(path, label).decode("utf-8"))
+    except RecursionError:
+        raise UsageProblem(f"{label}: not valid TOML: nested too deeply") from None
     except FileNotFoundError:
         raise UsageProblem(f"{label}: no such config file") from None
     except IsADirectoryError:

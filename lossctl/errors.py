@@ -18,6 +18,10 @@ class ExitStatus(IntEnum):
     USAGE = 2
     DATA = 3
     INTERNAL = 70
+    OUTPUT = 74
+    HANGUP = 129
+    INTERRUPTED = 130
+    TERMINATED = 143
 
 
 class LossctlError(Exception):
@@ -27,15 +31,34 @@ class LossctlError(Exception):
 
 
 class UsageProblem(LossctlError):
-    """The request is wrong: unknown name, bad parameter, missing column (exit 2)."""
+    """The request is wrong: unknown name, bad parameter, a column lossctl cannot pick (exit 2)."""
 
     exit_status = ExitStatus.USAGE
 
 
 class DataError(LossctlError):
-    """The data is wrong or unreadable: missing file, corrupt, bad values (exit 3)."""
+    """The data is wrong or unreadable: missing file or named column, corrupt, bad values (exit 3)."""
 
     exit_status = ExitStatus.DATA
+
+
+class Stopped(BaseException):
+    """A signal asked the process to stop (SIGINT, SIGTERM, SIGHUP): raised in the main thread.
+
+    A ``BaseException`` like ``KeyboardInterrupt``, so that it passes the
+    library's ``except Exception`` and runs every ``finally`` and cleanup on
+    the way out (no temporary or partial output file is left).
+    """
+
+    def __init__(self, message: str, status: ExitStatus) -> None:
+        super().__init__(message)
+        self.exit_status = status
+
+
+class OutputError(LossctlError):
+    """The result could not be written: disk full, file too large, standard output closed (exit 74)."""
+
+    exit_status = ExitStatus.OUTPUT
 
 
 class ValueProblem(Exception):

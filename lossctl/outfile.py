@@ -5,21 +5,73 @@ filled as a temporary file in the target's folder and renamed over the
 target only once complete; on failure the temporary file is removed, so an
 existing file keeps its old content and no partial file is left. The file
 gets the mode any file the user creates gets (``0o666`` less the umask).
+A target that exists and is not a regular file (``/dev/stdout``, a FIFO, a
+device) is written in place: renaming over it would replace the device.
+
+A write that fails for lack of room (disk full, file size limit, an I/O
+error, standard output closed) is an :class:`OutputError`, exit 74 (SPEC
+section 6); an output that cannot be created at all is a usage error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 
-from lossctl.errors import UsageProblem
+from lossctl.errors import LossctlError, OutputError, UsageProblem
+
+# The write itself failed: the consumer did not get the whole result (exit 74).
+WRITE_FAILURES = frozenset(
+    {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EPIPE, errno.EBADF, errno.EROFS}
+)
 
 
-def cannot_write(flag: str, path: str, exc: OSError) -> UsageProblem:
-    """The one error of an output that cannot be written."""
-    return UsageProblem(f"{flag} {path}: cannot write: {exc.strerror or exc}")
+def cannot_write(flag: str, path: str, exc: OSError) -> LossctlError:
+    """The one error of an output that cannot be written: exit 74 if writing failed, else 2."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in WRITE_FAILURES:
+        return OutputError(f"{flag} {path}: cannot write: {reason}; the result was not written")
+    return UsageProblem(f"{flag} {path}: cannot write: {reason}")
+
+
+def stdout_failed(exc: OSError) -> OutputError:
+    """Standard output could not take the whole result (closed, broken, full): exit 74."""
+    if isinstance(exc, BrokenPipeError):
+        reason = "closed by its reader (broken pipe)"
+    else:
+        reason = exc.strerror or str(exc)
+    return OutputError(f"cannot write standard output: {reason}; the result was not written whole")
+
+
+class ClosedStream:
+    """Stands for a standard stream the caller closed (``>&-``): every write fails with EBADF."""
+
+    encoding = "utf-8"
+    errors = "strict"
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "it is closed")
+
+    def flush(self) -> None:
+        pass
+
+
+def _in_place(path: str) -> bool:
+    """Whether ``path`` exists and is no regular file (a device, a FIFO): written without a rename."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def check_writable(flag: str, path: str) -> None:
@@ -49,6 +101,10 @@ class Replacement:
 
     def __init__(self, path: str, flag: str) -> None:
         self.path, self.flag = path, flag
+        self.in_place = _in_place(path)
+        if self.in_place:
+            self.tmp = path
+            return
         folder = os.path.dirname(os.path.abspath(path))
         try:
             fd, self.tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=folder)
@@ -58,12 +114,16 @@ class Replacement:
 
     def commit(self) -> None:
         """Give the file the usual mode and move it into place."""
+        if self.in_place:
+            return
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(self.tmp, 0o666 & ~umask)
         os.replace(self.tmp, self.path)
 
     def discard(self) -> None:
+        if self.in_place:
+            return
         with contextlib.suppress(OSError):
             os.unlink(self.tmp)
 

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from lossctl.batch import F64, Batch
 from lossctl.errors import UsageProblem
-from lossctl.outfile import Replacement
+from lossctl.outfile import Replacement, cannot_write
 from lossctl.registry import MetricDef, Resolved, lookup
 
 if TYPE_CHECKING:
@@ -136,11 +136,15 @@ class PerRowWriter:
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
-            self._writer = pq.ParquetWriter(self._out.tmp, self._schema)
+            opener: Any = pq.ParquetWriter
         else:
             import pyarrow.csv as pacsv
 
-            self._writer = pacsv.CSVWriter(self._out.tmp, self._schema)
+            opener = pacsv.CSVWriter
+        try:
+            self._writer = opener(self._out.tmp, self._schema)
+        except OSError as exc:
+            raise cannot_write("--per-row", self.path, exc) from None
 
     def write(self, rows: I64, batch: Batch, specs: Sequence[Resolved]) -> None:
         """Append one chunk's rows (called by the engine's ``on_rows`` hook)."""
@@ -152,7 +156,10 @@ class PerRowWriter:
         columns = [pa.array(rows, pa.int64())] + [
             pa.array(np.asarray(per_row_values(r, batch), dtype=np.float64)) for r in self._specs
         ]
-        self._writer.write_batch(pa.record_batch(columns, schema=self._schema))
+        try:
+            self._writer.write_batch(pa.record_batch(columns, schema=self._schema))
+        except OSError as exc:
+            raise cannot_write("--per-row", self.path, exc) from None
 
     def close(self, evaluation: Evaluation) -> None:
         """Finish the file and move it into place (an empty table still gets its columns)."""
@@ -161,9 +168,12 @@ class PerRowWriter:
             self._start(
                 [Resolved(spec=r.spec, kind=r.kind, entry=lookup(r.extra.get("resolved_from") or r.name), params=r.params) for r in evaluation.results]  # type: ignore[arg-type]  # kind is loss|metric
             )
-        self._writer.close()
-        self._writer = None
-        self._out.commit()
+        try:
+            self._writer.close()
+            self._writer = None
+            self._out.commit()
+        except OSError as exc:
+            raise cannot_write("--per-row", self.path, exc) from None
 
     def abort(self) -> None:
         """Drop the temporary file after a failure."""

@@ -282,7 +282,7 @@ def test_boolean_labels_stay_usable(tmp_path: Path) -> None:
 
 def test_named_column_does_not_exist(tmp_path: Path) -> None:
     path = write(tmp_path / "cols.csv", "label,score\n1,0.5\n")
-    assert_fails(run("eval", path, "--true", "lable", "--pred", "score", "-l", "mse"), 2, str(path), "no column 'lable'", "label")
+    assert_fails(run("eval", path, "--true", "lable", "--pred", "score", "-l", "mse"), 3, str(path), "no column 'lable'", "label")
 
 
 def test_no_column_with_a_common_name(tmp_path: Path) -> None:
@@ -539,3 +539,70 @@ def test_output_over_an_input_is_refused(regression_csv: Path) -> None:
     before = regression_csv.read_bytes()
     assert_fails(run("eval", regression_csv, "-l", "mse", "-o", regression_csv), 2, "is an input file")
     assert regression_csv.read_bytes() == before
+
+
+def test_every_way_of_naming_a_missing_column_is_a_data_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "cols.csv", "label,score,w\n1,0.5,1\n0,0.2,1\n")
+    other = write(tmp_path / "other.csv", "a,b\n1,0.5\n")
+    assert_fails(run("eval", path, "--weight", "wieght", "-l", "mse"), 3, "no column 'wieght'", "columns are label, score, w")
+    assert_fails(run("eval", path, "--pred", "score,nope", "-l", "mse"), 3, "no column 'nope'")
+    assert_fails(run("eval", path, "--pred", f"{other}:c", "-l", "mse"), 3, str(other), "no column 'c'", "columns are a, b")
+    npz = tmp_path / "arrays.npz"
+    np.savez(npz, first=np.array([1.0, 0.0]), second=np.array([0.5, 0.2]))
+    assert_fails(run("eval", "--true", npz, "--pred", npz, "-l", "mse"), 3, str(npz), "cannot tell which column is y_true")
+
+
+def test_columns_differing_only_in_case_are_two_candidates(tmp_path: Path) -> None:
+    path = write(tmp_path / "cols.csv", "y_true,Y_TRUE,y_pred\n1,0,0.5\n0,1,0.2\n")
+    assert_fails(run("eval", path, "-l", "mse"), 2, "'y_true' and 'Y_TRUE'", "--true")
+    assert_fails(run("eval", path, "--true", "Y_true", "-l", "mse"), 2, "'y_true' and 'Y_TRUE' differ only in case")
+    named = run("eval", path, "--true", "Y_TRUE", "-l", "mse", "-f", "json")
+    assert named.exit_code == 0, named.stderr
+    assert json.loads(named.stdout)["results"][0]["value"] == pytest.approx(((0 - 0.5) ** 2 + (1 - 0.2) ** 2) / 2)
+
+
+def _npz_with_crc_flipped(path: Path, member: str) -> None:
+    """Flip one bit of ``member``'s CRC in the archive's central directory (the CRC zipfile checks)."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        length = struct.unpack_from("<H", data, at + 28)[0]
+        if data[at + 46 : at + 46 + length] == member.encode():
+            data[at + 16] ^= 1
+        at = data.find(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_bit_in_an_npz_member_is_a_data_error(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    y_true, y_pred = rng.random(5000), rng.random(5000)
+    stored = tmp_path / "stored.npz"
+    np.savez(stored, y_true=y_true, y_pred=y_pred)
+    assert run("eval", stored, "-l", "mse").exit_code == 0
+    data = bytearray(stored.read_bytes())
+    at = data.find(np.ascontiguousarray(y_pred[2500:2501]).tobytes())
+    data[at] ^= 0x01  # a low mantissa bit: the value stays plausible
+    stored.write_bytes(bytes(data))
+    assert_fails(run("eval", stored, "-l", "mse"), 3, str(stored), "array 'y_pred' is corrupt")
+    packed = tmp_path / "packed.npz"
+    np.savez_compressed(packed, y_true=y_true, y_pred=y_pred)
+    assert run("eval", packed, "-l", "mse").exit_code == 0
+    _npz_with_crc_flipped(packed, "y_true.npy")
+    assert_fails(run("eval", packed, "-l", "mse"), 3, str(packed), "array 'y_true' is corrupt")
+
+
+def test_an_npz_naming_one_array_twice_is_a_data_error(tmp_path: Path) -> None:
+    import io
+    import warnings
+    import zipfile
+
+    path = tmp_path / "dup.npz"
+    with warnings.catch_warnings(), zipfile.ZipFile(path, "w") as archive:
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate it writes
+        for name, values in (("y_true", [1.0, 0.0]), ("y_pred", [0.5, 0.5]), ("y_pred", [0.9, 0.1])):
+            buffer = io.BytesIO()
+            np.save(buffer, np.array(values))
+            archive.writestr(f"{name}.npy", buffer.getvalue())
+    assert_fails(run("eval", path, "-l", "mse"), 3, str(path), "array 'y_pred' appears twice")

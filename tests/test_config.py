@@ -186,3 +186,41 @@ def test_load_config_raises_usage_problem(project: Path) -> None:
     (project / "lossctl.toml").write_text("format = 1\n")
     with pytest.raises(UsageProblem, match="'format'"):
         load_config()
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_config_that_is_no_regular_file_is_refused_at_once(device: str) -> None:
+    import os
+    import time
+
+    if not os.path.exists(device):
+        pytest.skip(f"no {device}")
+    began = time.monotonic()
+    result = run("eval", "sample_data/regression.csv", "-l", "mse", "--config", device)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"lossctl: {device}: not a regular file; a config file must be one"
+    assert time.monotonic() - began < 5
+
+
+def test_a_config_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "lossctl.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageProblem, match="not a regular file"):
+        load_config(str(fifo))
+
+
+def test_a_config_over_one_mib_or_nested_too_deep_is_a_usage_error(tmp_path: Path) -> None:
+    big = tmp_path / "big.toml"
+    big.write_text("# padding\n" * ((1 << 20) // 10) + "losses = ['mse']\n")
+    assert big.stat().st_size > 1 << 20
+    with pytest.raises(UsageProblem, match="larger than 1 MiB"):
+        load_config(str(big))
+    fits = tmp_path / "fits.toml"
+    fits.write_text("# padding\n" * 100_000 + "losses = ['mse']\n")
+    assert load_config(str(fits)).losses == ("mse",)
+    deep = tmp_path / "deep.toml"
+    deep.write_text("losses = " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(UsageProblem, match="nested too deeply"):
+        load_config(str(deep))

@@ -59,7 +59,6 @@ def test_blocks_hold_every_data_line_once_in_order(
         for name in ("t.csv", "t.csv.gz"):
             reader = csv_reader._Blocks(str(d / name))
             parts = [buf.to_pybytes() for buf, _ in reader]
-            reader.close()
             joined = b"".join(parts)
             assert expected.startswith(joined)
             # Only a stream may leave out a last partial line of blanks (the parse skips it anyway).

@@ -56,7 +56,9 @@ def eval_command(
     result one pass over all rows gives.
 
     Exit status: 0 done and every check held, 1 a check failed, 2 usage
-    error, 3 data error (unreadable file, bad values), 70 internal error.
+    error, 3 data error (unreadable file, bad values), 70 internal error,
+    74 the result could not be written (disk full, closed output), 130/143
+    interrupted by SIGINT/SIGTERM.
 
     \b
     Examples:

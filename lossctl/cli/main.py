@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from lossctl._version import __version__
-from lossctl.errors import ExitStatus, LossctlError
+from lossctl.errors import ExitStatus, LossctlError, Stopped
 
 
 def _fail(message: str, status: int) -> None:
@@ -33,6 +33,25 @@ def _fail(message: str, status: int) -> None:
     message = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in message)
     click.echo(f"lossctl: {message}", err=True)
     sys.exit(int(status))
+
+
+def _internal(exc: BaseException, show_traceback: bool) -> None:
+    if show_traceback:
+        traceback.print_exc()
+    detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+    _fail(
+        f"internal error ({detail}); this is a bug, please report it (run again with --traceback for details)",
+        ExitStatus.INTERNAL,
+    )
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that the final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until the process ends
 
 
 class LossctlGroup(click.Group):
@@ -53,6 +72,18 @@ class LossctlGroup(click.Group):
         ctx.meta["lossctl.words"] = tuple(rest)
         return name, command, rest
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # Click turns Ctrl-C into Abort after printing an empty line; keep it one line.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Stopped("interrupted (SIGINT)", ExitStatus.INTERRUPTED) from None
+        except BrokenPipeError as exc:
+            # Click would exit 1 (a failed check) on a broken pipe: it is exit 74.
+            from lossctl.outfile import stdout_failed
+
+            raise stdout_failed(exc) from None
+
     def main(  # type: ignore[override]  # same signature, narrower use
         self,
         args: Sequence[str] | None = None,
@@ -65,10 +96,13 @@ class LossctlGroup(click.Group):
         show_traceback = "--traceback" in argv
         try:
             status = super().main(argv, prog_name or "lossctl", complete_var, standalone_mode=False, **extra)
+            # The result is complete only once it left the buffer: a full disk
+            # or a closed pipe behind standard output shows here (exit 74).
+            sys.stdout.flush()
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
-            _fail("aborted", 130)
+            _fail("aborted", ExitStatus.INTERRUPTED)
         except click.UsageError as exc:
             where = f"lossctl {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else "lossctl"
             _fail(f"{exc.format_message()} (see '{where} --help')", ExitStatus.USAGE)
@@ -78,22 +112,21 @@ class LossctlGroup(click.Group):
             if show_traceback:
                 traceback.print_exc()
             _fail(" ".join(str(exc).split()), exc.exit_status)
-        except BrokenPipeError:
-            # The reader of our output went away (e.g. `| head`): not an error of ours.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            sys.exit(int(ExitStatus.OK))
+        except OSError as exc:
+            from lossctl.outfile import WRITE_FAILURES, stdout_failed
+
+            if exc.errno not in WRITE_FAILURES:
+                _internal(exc, show_traceback)
+            # Standard output is closed, broken (`| head`) or full: the
+            # consumer did not get the whole result (SPEC section 6).
+            _silence_stdout()
+            _fail(str(stdout_failed(exc)), ExitStatus.OUTPUT)
         except KeyboardInterrupt:
-            _fail("interrupted", 130)
+            _fail("interrupted (SIGINT)", ExitStatus.INTERRUPTED)
+        except Stopped as exc:
+            _fail(str(exc), exc.exit_status)
         except Exception as exc:  # noqa: BLE001 - the boundary for bugs
-            if show_traceback:
-                traceback.print_exc()
-            detail = " ".join(f"{type(exc).__name__}: {exc}".split())
-            _fail(
-                f"internal error ({detail}); this is a bug, please report it "
-                "(run again with --traceback for details)",
-                ExitStatus.INTERNAL,
-            )
+            _internal(exc, show_traceback)
         sys.exit(int(status or 0))
 
 
@@ -152,6 +185,51 @@ def _tune_malloc() -> None:
     mallopt(m_trim_threshold, 16 << 20)
 
 
+_STOPPING = {"SIGTERM": ExitStatus.TERMINATED, "SIGHUP": ExitStatus.HANGUP}
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP raise :class:`Stopped` in the main thread, as SIGINT raises KeyboardInterrupt.
+
+    The default action would kill the process at once, leaving the
+    temporary files of the outputs behind; the exception unwinds through
+    their cleanup instead. A signal the parent set to be ignored (``nohup``)
+    stays ignored.
+    """
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        raise Stopped(f"terminated ({name})", _STOPPING[name])
+
+    for name in _STOPPING:
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, stop)
+
+
+def _checked_stdout() -> None:
+    """Make every failed or short write to standard output raise (and so exit 74).
+
+    Closed (``>&-``): a stand-in whose writes fail. Unbuffered (``-u``,
+    PYTHONUNBUFFERED): the text layer writes straight to the file and drops
+    the rest of a short write (a file size limit, a nearly full disk)
+    without an error; a buffered writer retries it and raises.
+    """
+    import io
+
+    if sys.stdout is None:
+        from lossctl.outfile import ClosedStream
+
+        sys.stdout = ClosedStream()  # type: ignore[assignment]  # the writes it takes
+        return
+    raw = getattr(sys.stdout, "buffer", None)
+    if isinstance(raw, io.FileIO):
+        sys.stdout = io.TextIOWrapper(
+            io.BufferedWriter(raw), encoding=sys.stdout.encoding, errors=sys.stdout.errors, write_through=True
+        )
+
+
 def main() -> None:
     """Console-script entry point.
 
@@ -162,6 +240,9 @@ def main() -> None:
     reader and lane threads have finished.
     """
     _tune_malloc()
+    _stop_on_signals()
+    _checked_stdout()
+
     try:
         cli.main()
         status: object = 0

@@ -13,12 +13,15 @@ import mmap
 import queue
 import re
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
+
+from lossctl.errors import DataError
 
 Arrays = dict[str, np.ndarray]
 # Per column, a conversion that replaces the float64 one: (values as read, an
@@ -127,6 +130,23 @@ def _concat(pieces: list[Arrays]) -> Arrays:
     return {k: np.concatenate([p[k] for p in pieces]) for k in keys}
 
 
+def check_unchanged(now: int, size: int, label: str) -> None:
+    """Stop with a data error when a file's size ``now`` is no longer its ``size`` when opened (SPEC section 10).
+
+    Touching a page past the end of a file truncated under its map kills the
+    process with SIGBUS; the mapped readers call this with the map's current
+    size (one ``fstat``) before each chunk they read from it, so a file
+    truncated, or grown, while it is read is exit 3. A truncation between
+    this check and the read of that very chunk is not caught: the window is
+    one chunk's copy.
+    """
+    if now != size:
+        raise DataError(
+            f"{label}: the file changed while being read ({size} bytes when opened, {now} now); "
+            "read a file that is not being written"
+        )
+
+
 def release_pages(mapped: mmap.mmap, begin: int, end: int) -> int:
     """Drop mapped pages of bytes ``[begin, end)`` from this process (they stay in the page cache).
 
@@ -192,8 +212,12 @@ def prefetch(items: Iterator[T], depth: int = 3) -> Iterator[T]:
             yield item  # type: ignore[misc]  # everything else came from `items`
     finally:
         stop.set()
-        # Unblock a producer waiting on a full queue, then let it finish.
-        while worker.is_alive():
+        # Unblock a producer waiting on a full queue, then let it finish. A
+        # producer blocked reading (a pipe or FIFO whose writer is idle) never
+        # sees ``stop``: after a second it is left to end with the process, so
+        # that a signal or an early stop is never held up by a silent input.
+        deadline = time.monotonic() + 1.0
+        while worker.is_alive() and time.monotonic() < deadline:
             try:
                 slots.get_nowait()
             except queue.Empty:

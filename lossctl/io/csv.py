@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv as _csv
 import io
-import mmap
 import os
 import re
 import stat
@@ -26,7 +25,7 @@ import pyarrow.csv as pacsv
 
 from lossctl.errors import DataError
 from lossctl.io.arrow import READ_ERRORS, ArrowTable, shown, unreadable
-from lossctl.io.base import release_pages
+from lossctl.io.base import check_unchanged
 
 BLOCK_SIZE = 1 << 22
 PARSE_THREADS = 2
@@ -146,6 +145,8 @@ def open_csv_table(path: str, delimiter: str | None = None) -> ArrowTable:
     label = "<stdin>" if path == "-" else path
     # Standard input and pipes (`<(zcat preds.csv.gz)`) can be read only once, front to back.
     once = path == "-" or _is_pipe(path)
+    if path == "-" and sys.stdin is None:
+        raise DataError("<stdin>: standard input is closed; pipe the CSV in, or name a file")
     try:
         if once:
             stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115 - read to its end by pyarrow
@@ -239,16 +240,16 @@ def _parse_pool() -> ThreadPoolExecutor:
 class _Blocks:
     """A file's data lines (the header dropped) as blocks of whole lines, about BLOCK_SIZE bytes each.
 
-    A plain file is memory-mapped: blocks are zero-copy views of the map, and
-    the pages of parsed blocks are handed back (``release``), so neither a copy
-    of the text nor the mapped file stays in memory. A compressed file is read
-    as a stream, a partial last line carried into the next block.
+    A plain file is read block by block at known offsets (``pread``): the
+    text never stays in memory beyond the blocks in flight, and a file that
+    is truncated or grows while it is read is a data error (exit 3), never a
+    crash (a memory map would die by SIGBUS on a truncated file). A
+    compressed file is read as a stream, a partial last line carried into
+    the next block.
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._map: mmap.mmap | None = None
-        self._released = 0
 
     def __iter__(self) -> Iterator[tuple[pa.Buffer, int]]:
         """``(block, end)``: ``end`` is the file offset after the block (0 for a stream)."""
@@ -256,26 +257,38 @@ class _Blocks:
             yield from self._streamed()
             return
         with open(self.path, "rb") as fh:
-            self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        mapped, size = self._map, len(self._map)
-        view = memoryview(mapped)
-        try:
-            start = 0
-            while start < size and mapped[start] in b"\r\n":
-                start += 1
-            header_end = mapped.find(b"\n", start)
-            start = size if header_end < 0 else header_end + 1
+            fd = fh.fileno()
+            size = os.fstat(fd).st_size
+            start = self._data_start(fd, size)
             while start < size:
-                end = min(start + BLOCK_SIZE, size)
-                if end < size:
-                    cut = mapped.rfind(b"\n", start, end)
-                    if cut < 0:  # a line longer than a block: the block ends with it
-                        cut = mapped.find(b"\n", end)
-                    end = size if cut < 0 else cut + 1
-                yield pa.py_buffer(view[start:end]), end
-                start = end
-        finally:
-            view.release()
+                check_unchanged(os.fstat(fd).st_size, size, self.path)
+                want = min(BLOCK_SIZE, size - start)
+                while True:
+                    data = os.pread(fd, want, start)
+                    if len(data) < want:
+                        check_unchanged(os.fstat(fd).st_size, size, self.path)
+                        raise DataError(f"{self.path}: the file changed while being read (it ended early)")
+                    cut = len(data) if start + want >= size else data.rfind(b"\n") + 1
+                    if cut:
+                        break
+                    want = min(2 * want, size - start)  # a line longer than a block: the block ends with it
+                yield pa.py_buffer(memoryview(data)[:cut]), start + cut
+                start += cut
+
+    def _data_start(self, fd: int, size: int) -> int:
+        """The offset after the header line (blank lines before it skipped)."""
+        data = b""
+        while len(data) < size:
+            more = os.pread(fd, BLOCK_SIZE, len(data))
+            if not more:
+                break
+            data += more
+            first = len(data) - len(data.lstrip(b"\r\n"))
+            if first < len(data):
+                newline = data.find(b"\n", first)
+                if newline >= 0:
+                    return newline + 1
+        return size
 
     def _streamed(self) -> Iterator[tuple[pa.Buffer, int]]:
         with _open_binary(self.path) as source:
@@ -297,19 +310,6 @@ class _Blocks:
                 head = data[cut:]
                 if cut:
                     yield pa.py_buffer(memoryview(data)[:cut]), 0
-
-    def release(self, end: int) -> None:
-        """The blocks up to file offset ``end`` are parsed: their pages can go."""
-        if self._map is not None:
-            self._released = release_pages(self._map, self._released, end)
-
-    def close(self) -> None:
-        if self._map is not None:
-            try:
-                self._map.close()
-            except BufferError:  # a block still referenced: the map goes with it
-                pass
-            self._map = None
 
 
 def _parallel_blocks(
@@ -356,27 +356,23 @@ def _parallel_blocks(
             raise ValueError(_ROW.sub("", str(exc))) from exc
 
     pool = _parse_pool()
-    blocks = _Blocks(path)
-    pending: deque[tuple[Future[pa.Table], int]] = deque()
+    pending: deque[Future[pa.Table]] = deque()
     try:
-        for block, end in blocks:
-            pending.append((pool.submit(parse_block, block), end))
+        for block, _end in _Blocks(path):
+            pending.append(pool.submit(parse_block, block))
             while len(pending) > PARSE_THREADS:
-                yield from _finished(pending, blocks)
+                yield from _finished(pending)
         while pending:
-            yield from _finished(pending, blocks)
+            yield from _finished(pending)
     finally:
-        for future, _ in pending:
+        for future in pending:
             future.cancel()
-        # Blocks already submitted hold views of the map until their parse ends.
-        for future, _ in pending:
+        # Let blocks already submitted finish their parse before the file goes.
+        for future in pending:
             if not future.cancelled():
                 future.exception()
-        blocks.close()
 
 
-def _finished(pending: deque[tuple[Future[pa.Table], int]], blocks: _Blocks) -> Iterator[pa.RecordBatch]:
-    future, end = pending.popleft()
-    table = future.result()
-    blocks.release(end)
+def _finished(pending: deque[Future[pa.Table]]) -> Iterator[pa.RecordBatch]:
+    table = pending.popleft().result()
     yield from table.to_batches()

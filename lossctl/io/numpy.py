@@ -12,13 +12,14 @@ from __future__ import annotations
 import mmap
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from lossctl.errors import DataError
-from lossctl.io.base import Arrays, ColumnInfo, Converters, Table, release_pages
+from lossctl.io.base import Arrays, ColumnInfo, Converters, Table, check_unchanged, release_pages
 
 
 def _kind(dtype: np.dtype) -> str:
@@ -106,6 +107,7 @@ class NpyTable(Table):
         self.label = path
         try:
             self.array, self._map, self._offset = _map_npy(path)
+            self._size = self._map.size() if self._map is not None else 0
         except (ValueError, OSError, EOFError) as exc:
             raise DataError(f"{path}: cannot read: not a valid .npy file ({' '.join(str(exc).split())})") from None
         stem = os.path.basename(path)
@@ -125,8 +127,10 @@ class NpyTable(Table):
         for start in range(0, n, rows):
             # Pages of rows read several chunks ago go back to the page cache:
             # mapped pages count as our memory, and the file may be larger than it.
-            if self._map is not None and self.array.flags.c_contiguous:
-                released = release_pages(self._map, released, self._offset + (start - _LAG * rows) * row_bytes)
+            if self._map is not None:
+                check_unchanged(self._map.size(), self._size, self.label)
+                if self.array.flags.c_contiguous:
+                    released = release_pages(self._map, released, self._offset + (start - _LAG * rows) * row_bytes)
             part = self.array[start : start + rows]
             out: Arrays = {}
             for name in names:
@@ -164,6 +168,11 @@ class NpzTable(Table):
             raise DataError(f"{path}: cannot read: not a valid .npz file ({' '.join(str(exc).split())})") from None
         if not members:
             raise DataError(f"{path}: the archive holds no arrays")
+        seen: set[str] = set()
+        for m in members:
+            if m.name in seen:
+                raise DataError(f"{path}: array '{m.name}' appears twice in the archive; which one is meant is unclear")
+            seen.add(m.name)
         self.members = {m.name: m for m in members}
         cols: list[ColumnInfo] = []
         for m in members:
@@ -202,16 +211,32 @@ class NpzTable(Table):
         row_bytes = per_row * m.dtype.itemsize
         if m.info.compress_type == zipfile.ZIP_STORED:
             local = self._local_data_offset(m.info)
-            mm = np.memmap(self.label, dtype=m.dtype, mode="r", offset=local + m.data_offset, shape=m.shape)
+            with open(self.label, "rb") as fh:
+                mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            size = mapped.size()
+            if local + m.data_offset + int(np.prod(m.shape)) * m.dtype.itemsize > size:
+                raise DataError(f"{self.label}: array '{name}' is truncated")
+            array = np.ndarray(m.shape, m.dtype, buffer=mapped, offset=local + m.data_offset)
+            # The archive's CRC of the member, checked as its bytes stream past
+            # (zipfile does it for compressed members): a flipped bit is exit 3.
+            crc = zlib.crc32(mapped[local : local + m.data_offset])
             for start in range(0, m.shape[0], rows):
-                yield mm[start : start + rows]
+                check_unchanged(mapped.size(), size, self.label)
+                part = array[start : start + rows]
+                crc = zlib.crc32(part, crc)
+                yield part
+            if crc != m.info.CRC:
+                raise DataError(f"{self.label}: array '{name}' is corrupt (its CRC does not match the archive's)")
             return
         with self.zf.open(m.info) as fh:
             fh.seek(m.data_offset)
             left = m.shape[0]
             while left > 0:
                 take = min(rows, left)
-                buf = fh.read(take * row_bytes)
+                try:  # zipfile checks the CRC when it reaches the member's end
+                    buf = fh.read(take * row_bytes)
+                except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                    raise DataError(f"{self.label}: array '{name}' is corrupt ({' '.join(str(exc).split())})") from None
                 if len(buf) < take * row_bytes:
                     raise DataError(f"{self.label}: array '{name}' is truncated")
                 yield np.frombuffer(buf, dtype=m.dtype).reshape((take, *m.shape[1:]))

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from lossctl.errors import DataError
 from lossctl.io.arrow import READ_ERRORS, ArrowTable, unreadable
-from lossctl.io.base import natural_key, release_range
+from lossctl.io.base import check_unchanged, natural_key, release_range
 
 PARQUET_EXTENSIONS = (".parquet", ".pq", ".parq")
 
@@ -54,6 +54,7 @@ class _Mapped:
             size = os.fstat(fh.fileno()).st_size
             # mmap refuses an empty file; pyarrow then names what is wrong.
             self.map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        self.path, self.size = path, size
         source = pa.BufferReader(pa.py_buffer(self.map)) if self.map is not None else path
         # Page checksums, when the writer stored them, are verified: a flipped
         # byte in the data then fails the read instead of changing a number.
@@ -64,7 +65,14 @@ class _Mapped:
         groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
         group, first_row, done = 0, 0, 0
         released: dict[int, int] = {}  # column -> offset released up to, in the current group
-        for batch in self.file.iter_batches(batch_size=rows, columns=list(names), use_threads=True):
+        batches = self.file.iter_batches(batch_size=rows, columns=list(names), use_threads=True)
+        while True:
+            # pyarrow reads the next pages from the map in the next step: the file must still be whole.
+            if self.map is not None:
+                check_unchanged(self.map.size(), self.size, self.path)
+            batch = next(batches, None)
+            if batch is None:
+                break
             done += batch.num_rows
             if self.map is not None:
                 while group < len(groups) and done >= first_row + groups[group].num_rows:
