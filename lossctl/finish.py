@@ -23,7 +23,6 @@ from lossctl.registry import Resolved, not_applicable
 from lossctl.results import Evaluation, InputSummary, MetricResult, RoleInfo
 from lossctl.state import State
 
-
 # Shared by every result without extra values (results never modify it).
 _NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 

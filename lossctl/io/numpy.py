@@ -19,7 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossctl.errors import DataError
-from lossctl.io.base import Arrays, ColumnInfo, Converters, Table, check_unchanged, release_pages
+from lossctl.io.base import (
+    Arrays,
+    ColumnInfo,
+    Converters,
+    Table,
+    check_unchanged,
+    release_pages,
+)
 
 
 def _kind(dtype: np.dtype) -> str:
