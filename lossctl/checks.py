@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lossctl.errors import UsageProblem
+from lossctl.groups import group_text
 from lossctl.params import RawSpec, normalize_name, parse_spec
 from lossctl.registry import Resolved, resolve
 
@@ -181,10 +182,6 @@ def outcome(check: Check, value: float | None, note: str | None = None) -> dict[
     return out
 
 
-def _group_text(group: Mapping[str, Any]) -> str:
-    return ",".join(f"{k}={v}" for k, v in group.items())
-
-
 def _matches(scope: str, group: Mapping[str, Any]) -> bool:
     """Whether ``COL=VALUE[,COL=VALUE]`` names this group (values compared as text; ``null`` is null)."""
     wanted = dict(part.split("=", 1) for part in scope.split(","))
@@ -215,7 +212,7 @@ def _judge_groups(check: Check, rows: list[Any]) -> dict[str, Any]:
         what = "no groups" if scope == "*" else f"no group {scope} in the data"
         doc["note"] = f"{check.name}[{scope}] has no value ({what}); it fails"
     elif failing:
-        shown = "; ".join(f"[{_group_text(g.group)}] = {g.value!r}" for g in failing[:10])
+        shown = "; ".join(f"[{group_text(g.group)}] = {g.value!r}" for g in failing[:10])
         more = f" and {len(failing) - 10} more" if len(failing) > 10 else ""
         doc["failing"] = [dict(g.group) for g in failing]
         doc["note"] = (

@@ -16,7 +16,7 @@ from lossctl._version import __version__
 from lossctl.accumulate import Accumulator, Value
 from lossctl.batch import EPSILON
 from lossctl.checks import judge
-from lossctl.groups import key_dict, sort_key
+from lossctl.groups import group_text, key_dict, sort_key
 from lossctl.partial import Partial
 from lossctl.plan import Plan
 from lossctl.registry import Resolved, not_applicable
@@ -107,9 +107,8 @@ def finish(
     undefined = [g for rows in grouped.values() for g in rows if g.value is None]
     if undefined:
         first = undefined[0]
-        where = ",".join(f"{k}={v}" for k, v in (first.group or {}).items())
         warnings.append(
-            f"{len(undefined)} group result(s) undefined, e.g. {first.spec} [{where}]: {first.note}"
+            f"{len(undefined)} group result(s) undefined, e.g. {first.spec} [{group_text(first.group or {})}]: {first.note}"
         )
     warnings += extra_warnings
     roles = {

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -206,3 +206,8 @@ def jsonable(value: Any) -> Any:
 
 def key_dict(columns: Sequence[str], key: Key) -> dict[str, Any]:
     return {c: jsonable(v) for c, v in zip(columns, key, strict=True)}
+
+
+def group_text(group: Mapping[str, Any]) -> str:
+    """A group as ``COL=VALUE[,COL=VALUE]``: how checks name it (``auc[region=eu]``) and messages show it."""
+    return ",".join(f"{k}={v}" for k, v in group.items())
