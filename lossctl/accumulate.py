@@ -70,10 +70,31 @@ class Accumulator:
     # segmented sum; otherwise the engine gives it one batch per group.
     grouped = False
 
+    # --ci (lossctl.bootstrap): how the bootstrap replicates reach the state.
+    # An accumulator whose sum arrays are weighted sums of per-row columns
+    # says so with `linear` and `add_sums`: every replicate of every such
+    # state is then one matrix product per block of rows. One that keeps
+    # every row (exact AUC, median) sets `keeps_rows`: it stores the rows'
+    # global numbers and `finish_replicates` regenerates their weights. Any
+    # other is updated once per replicate with reweighted rows.
+    keeps_rows = False
+
     def new(self, slots: int = 1) -> State:
         return State(slots)
 
     def update(self, state: State, batch: Batch) -> None:
+        raise NotImplementedError
+
+    def linear(self, batch: Batch) -> tuple[list[Any], Any] | None:
+        """The per-row columns (``None``: a column of ones) whose weighted sums update this state, and a context for :meth:`add_sums`."""
+        return None
+
+    def add_sums(self, state: State, slots: np.ndarray, sums: np.ndarray, rows: np.ndarray, context: Any) -> None:
+        """Fold the weighted column sums ``sums[i]`` (of ``rows[i]`` rows) into slot ``slots[i]``."""
+        raise NotImplementedError
+
+    def finish_replicates(self, state: State, slot: int, weigh: Any, replicates: int) -> list[Value]:
+        """(``keeps_rows``) The value of every replicate of ``slot``; ``weigh(rows, first, count)`` gives weights."""
         raise NotImplementedError
 
     def finish(self, state: State, slot: int = 0) -> Value:
@@ -122,6 +143,22 @@ class Transformed(Accumulator):
 
     def update(self, state: State, batch: Batch) -> None:
         self.inner.update(state, batch)
+
+    @property
+    def keeps_rows(self) -> bool:  # type: ignore[override]
+        return self.inner.keeps_rows
+
+    def linear(self, batch: Batch) -> tuple[list[Any], Any] | None:
+        return self.inner.linear(batch)
+
+    def add_sums(self, state: State, slots: np.ndarray, sums: np.ndarray, rows: np.ndarray, context: Any) -> None:
+        self.inner.add_sums(state, slots, sums, rows, context)
+
+    def finish_replicates(self, state: State, slot: int, weigh: Any, replicates: int) -> list[Value]:
+        out = []
+        for inner in self.inner.finish_replicates(state, slot, weigh, replicates):
+            out.append(inner if inner.value is None else Value.of(self.transform(inner.value), **inner.extra))
+        return out
 
     def finish(self, state: State, slot: int = 0) -> Value:
         inner = self.inner.finish(state, slot)
@@ -220,6 +257,14 @@ class Mean(Accumulator):
             total[s] += float(np.vdot(batch.weight, values))
             weight[s] += float(np.add.reduce(batch.weight))
         self.count(state, batch)
+
+    def linear(self, batch: Batch) -> tuple[list[Any], Any]:
+        return [batch.per_row(self.kernel, self.params), None], None
+
+    def add_sums(self, state: State, slots: np.ndarray, sums: np.ndarray, rows: np.ndarray, context: Any) -> None:
+        state.declare("total", "sum")[slots] += sums[:, 0]
+        state.declare("weight", "sum")[slots] += sums[:, 1]
+        state.data["rows"][slots] += rows
 
     def finish(self, state: State, slot: int = 0) -> Value:
         rows = state.rows(slot)

@@ -17,6 +17,9 @@ from numpy.typing import NDArray
 
 F64 = NDArray[np.float64]
 
+# Caches that depend on the weights or the slots: a reweighted batch recomputes them.
+_WEIGHTED = frozenset({"_row_total", "_group_counts"})
+
 # Keras's epsilon (keras.config.epsilon()), used where probabilities are clipped.
 EPSILON = 1e-7
 
@@ -40,6 +43,17 @@ class Batch:
         # or, with `groups`, the slot of each row (a sliced run: --by).
         self.slot = slot
         self.groups = groups
+        # With --ci, the global row number of each row (the bootstrap weights' counter).
+        self.rows: NDArray[np.int64] | None = None
+
+    def reweighted(self, weight: F64, slot: int = 0, groups: NDArray[np.int64] | None = None) -> Batch:
+        """The same rows with other weights (a bootstrap replicate), sharing every weight-free cache."""
+        out = Batch(self.y_true, self.y_pred, weight, slot, groups)
+        out.rows = self.rows
+        for name, value in self.__dict__.items():
+            if name not in _WEIGHTED and name not in out.__dict__:
+                out.__dict__[name] = value
+        return out
 
     def group_counts(self, slots: int) -> NDArray[np.int64]:
         """Rows per slot of a grouped chunk (``slots`` long), computed once per chunk."""
@@ -58,7 +72,9 @@ class Batch:
         out = []
         for rows in np.split(order, cuts):
             weight = None if self.weight is None else self.weight[rows]
-            out.append(Batch(self.y_true[rows], self.y_pred[rows], weight, int(self.groups[rows[0]])))
+            part = Batch(self.y_true[rows], self.y_pred[rows], weight, int(self.groups[rows[0]]))
+            part.rows = None if self.rows is None else self.rows[rows]
+            out.append(part)
         return out
 
     def __len__(self) -> int:

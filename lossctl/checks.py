@@ -52,6 +52,14 @@ class Check:
     op: str
     threshold: float
     scope: str | None = None
+    bound: str | None = None  # "low" or "high": an interval bound (--ci)
+
+    def read(self, result: Any) -> tuple[float | None, str | None]:
+        """The number this check reads from a result: its value or an interval bound, and a note."""
+        if self.bound is None:
+            return result.value, result.note
+        ci = result.ci or {}
+        return ci.get(self.bound), ci.get("note") or result.note
 
     def holds(self, value: float | None) -> bool:
         """Whether ``value`` satisfies the check; an undefined value never does."""
@@ -92,16 +100,21 @@ def parse_check(text: str) -> Check:
         raise UsageProblem(f"--check '{expr}': '{number}' is not a number; {SYNTAX}") from None
     if not math.isfinite(threshold):
         raise UsageProblem(f"--check '{expr}': the threshold must be a finite number, not '{number}'")
+    written = name
+    bound = None
+    tail = re.match(r"^(?P<name>.+)\.(?P<bound>low|high)$", name, re.IGNORECASE)
+    if tail is not None:
+        name, bound = tail.group("name"), tail.group("bound").lower()
     scope = None
     scoped = re.match(r"^(?P<name>[^\[\]]+)\[(?P<scope>[^\[\]]*)\]$", name)
     if scoped is not None:
         scope = scoped.group("scope").strip()
         if scope != "*" and not all("=" in part for part in scope.split(",")):
             raise UsageProblem(f"--check '{expr}': write a group as NAME[COL=VALUE] (or NAME[*] for every group)")
-        return Check(expr=f"{name} {op} {number}", name=scoped.group("name"), op=op, threshold=threshold, scope=scope)
-    if "[" in name or "]" in name:
+        name = scoped.group("name")
+    elif "[" in name or "]" in name:
         raise UsageProblem(f"--check '{expr}': write a group as NAME[COL=VALUE] (or NAME[*] for every group)")
-    return Check(expr=f"{name} {op} {number}", name=name, op=op, threshold=threshold)
+    return Check(expr=f"{written} {op} {number}", name=name, op=op, threshold=threshold, scope=scope, bound=bound)
 
 
 def parse_checks(texts: Iterable[str]) -> list[Check]:
@@ -167,6 +180,7 @@ def bind_checks(checks: Sequence[Check], specs: Sequence[Resolved]) -> tuple[lis
 def outcome(check: Check, value: float | None, note: str | None = None) -> dict[str, Any]:
     """The JSON form of one check's result: expression, value, pass/fail and why."""
     passed = check.holds(value)
+    label = check.name if check.bound is None else f"{check.name}.{check.bound}"
     out: dict[str, Any] = {
         "expr": check.expr,
         "name": check.name,
@@ -176,9 +190,9 @@ def outcome(check: Check, value: float | None, note: str | None = None) -> dict[
         "passed": passed,
     }
     if value is None:
-        out["note"] = f"{check.name} has no value ({note or 'undefined'}); an undefined value fails every check"
+        out["note"] = f"{label} has no value ({note or 'undefined'}); an undefined value fails every check"
     elif not passed:
-        out["note"] = f"{check.name} = {value!r} does not satisfy {check.op} {check.threshold!r}"
+        out["note"] = f"{label} = {value!r} does not satisfy {check.op} {check.threshold!r}"
     return out
 
 
@@ -197,7 +211,7 @@ def _judge_groups(check: Check, rows: list[Any]) -> dict[str, Any]:
     assert scope is not None
     if scope != "*":
         rows = [g for g in rows if _matches(scope, g.group)]
-    failing = [g for g in rows if not check.holds(g.value)]
+    failing = [g for g in rows if not check.holds(check.read(g)[0])]
     doc: dict[str, Any] = {
         "expr": check.expr,
         "name": check.name,
@@ -207,12 +221,12 @@ def _judge_groups(check: Check, rows: list[Any]) -> dict[str, Any]:
         "groups": len(rows),
     }
     if scope != "*" and len(rows) == 1:
-        doc["value"] = rows[0].value
+        doc["value"] = check.read(rows[0])[0]
     if not rows:
         what = "no groups" if scope == "*" else f"no group {scope} in the data"
         doc["note"] = f"{check.name}[{scope}] has no value ({what}); it fails"
     elif failing:
-        shown = "; ".join(f"[{group_text(g.group)}] = {g.value!r}" for g in failing[:10])
+        shown = "; ".join(f"[{group_text(g.group)}] = {check.read(g)[0]!r}" for g in failing[:10])
         more = f" and {len(failing) - 10} more" if len(failing) > 10 else ""
         doc["failing"] = [dict(g.group) for g in failing]
         doc["note"] = (
@@ -235,7 +249,7 @@ def judge(
         r = results[b.index]
         scope = b.check.scope
         if scope is None:
-            doc = outcome(b.check, r.value, r.note)
+            doc = outcome(b.check, *b.check.read(r))
         else:
             if grouped is None:
                 raise UsageProblem(f"--check '{b.check.expr}': a group check needs --by")
@@ -245,5 +259,7 @@ def judge(
         doc["added"] = b.added
         if scope is not None:
             doc["scope"] = scope
+        if b.check.bound is not None:
+            doc["bound"] = b.check.bound
         out.append(doc)
     return tuple(out)

@@ -110,6 +110,10 @@ def _value(where: str, key: str, option: Any, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise UsageProblem(f"{where}: '{key}' must be an integer, not {_type_name(value)}")
         return value
+    if option.type is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageProblem(f"{where}: '{key}' must be a number, not {_type_name(value)}")
+        return float(value)
     if isinstance(option.type, tuple):
         if not isinstance(value, str) or value.lower() not in option.type:
             raise UsageProblem(f"{where}: '{key}' must be one of {', '.join(option.type)}, not {value!r}")

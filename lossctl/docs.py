@@ -274,6 +274,17 @@ def entry_info(entry: MetricDef) -> dict[str, Any]:
     }
 
 
+def ci_cost(entry: MetricDef) -> str:
+    """The entry's cost under ``--ci`` (its accumulator with default parameters)."""
+    from lossctl.bootstrap import cost
+    from lossctl.registry import resolve_params
+
+    try:
+        return cost(entry.accumulator(resolve_params(entry, {}), entry.kind))
+    except Exception:  # noqa: BLE001 - an entry that needs the input to decide (acc): say so
+        return "as the entry it resolves to on the input"
+
+
 def explain_info(entry: MetricDef, asked: str | None = None) -> dict[str, Any]:
     """What ``lossctl explain NAME --json`` writes: everything the entry says."""
     asked = asked or entry.name
@@ -286,6 +297,7 @@ def explain_info(entry: MetricDef, asked: str | None = None) -> dict[str, Any]:
             "inputs": entry.inputs,
             "shapes": entry.shapes,
             "memory": entry.memory,
+            "ci_cost": ci_cost(entry),
             "keras": entry.keras,
             "sklearn": entry.sklearn,
             "deviations": entry.deviations or None,
@@ -365,6 +377,7 @@ def explain_text(entry: MetricDef, asked: str | None = None) -> str:
     lines += ["", "Inputs:", f"  {entry.inputs}", f"  shapes: {entry.shapes} ({SHAPES_TEXT.get(entry.shapes, entry.shapes)})"]
     lines.append("")
     add_field("memory", entry.memory)
+    add_field("under --ci", ci_cost(entry))
     add_field("Keras", entry.keras or "none")
     add_field("scikit-learn", entry.sklearn or "none")
     if entry.deviations:
@@ -413,6 +426,7 @@ def _entry_markdown(entry: MetricDef) -> list[str]:
                f"**direction:** {entry.direction} ({direction_words(entry.direction)})")
     out.append(f"- **Inputs:** {entry.inputs} (shapes: `{entry.shapes}`)")
     out.append(f"- **Memory:** {entry.memory}")
+    out.append(f"- **Under `--ci`:** {ci_cost(entry)}")
     out.append(f"- **Keras:** {f'`{entry.keras}`' if entry.keras else 'none'}")
     out.append(f"- **scikit-learn:** {f'`{entry.sklearn}`' if entry.sklearn else 'none'}")
     if entry.deviations:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lossctl import bootstrap
 from lossctl.batch import F64, Batch
 from lossctl.chunks import GROUP, aligned_chunks, slicer_for
 from lossctl.columns import Selection, select
@@ -27,6 +28,7 @@ from lossctl.finish import finish, signature
 from lossctl.io import open_one, open_table
 from lossctl.partial import Partial, merge
 from lossctl.plan import Plan, decide, requested
+from lossctl.replicates import replication
 from lossctl.request import NAN_POLICIES, Request
 from lossctl.results import Evaluation
 
@@ -75,11 +77,13 @@ class Lane:
     across lanes wins) and the lane ignores the chunks after it.
     """
 
-    def __init__(self, plan: Plan, selection: Selection, on_rows: RowsHook | None) -> None:
+    def __init__(self, plan: Plan, selection: Selection, on_rows: RowsHook | None, first_row: int = 0) -> None:
         self.plan = plan
+        self.first_row = first_row
         self.selection = selection
         self.on_rows = on_rows
-        self.partial = Partial(plan.new_states())
+        self.stride = 1 if plan.replication is None else plan.replication.stride
+        self.partial = Partial(plan.new_states(), stride=self.stride)
         self.updates = [(plan.by_key[key], state) for key, state in self.partial.states.items()]
 
     def process(self, start: int, arrays: dict[str, F64]) -> None:
@@ -120,6 +124,9 @@ class Lane:
                 i = int(negative[0])
                 raise DataError(f"{label} row {start + i}: column '{source}': negative weight {weight[i]:g}")
         groups = arrays.get(GROUP)
+        if groups is not None and self.stride > 1:
+            # Group g's plain rows go to slot g * stride; its replicates follow.
+            groups = groups * self.stride
         batch = Batch(arrays["y_true"], arrays["y_pred"], weight, groups=groups)
         if len(batch) == 0:
             return
@@ -141,24 +148,31 @@ class Lane:
         if self.on_rows is not None:
             rows = np.arange(start, start + n, dtype=np.int64)
             self.on_rows(rows if kept is None else rows[kept], batch, plan.specs)
+        rep, stride = plan.replication, self.stride
+        if rep is not None:
+            # The bootstrap's counter: the row's number in the whole input (--first-row for a shard).
+            rows = np.arange(self.first_row + start, self.first_row + start + n, dtype=np.int64)
+            batch.rows = rows if kept is None else rows[kept]
         groups = batch.groups
-        if groups is None:
+        if groups is None and rep is None:
             for acc, state in self.updates:
                 acc.update(state, batch)
             return
-        needed = int(groups.max()) + 1
+        needed = stride if groups is None else int(groups.max()) + stride
         parts: list[Batch] | None = None
         for acc, state in self.updates:
             if state.slots < needed:
                 # Groups appear as the rows come: grow geometrically, not by one.
                 state.grow(max(needed, 2 * state.slots))
-            if acc.grouped:
+            if groups is None or acc.grouped:
                 acc.update(state, batch)
                 continue
             if parts is None:
                 parts = batch.by_group()
             for part in parts:
                 acc.update(state, part)
+        if rep is not None:
+            bootstrap.fold(rep, self.updates, batch, None if groups is None else groups // stride)
 
 
 def located(problem: ValueProblem, selection: Selection, start: int, kept: np.ndarray | None = None) -> str:
@@ -228,11 +242,16 @@ def fold(
     chunks: Chunks,
     on_chunk: Callable[[int], None] | None = None,
     on_rows: RowsHook | None = None,
+    first_row: int = 0,
 ) -> Partial:
-    """Fold every chunk into one partial (errors recorded in it, not raised)."""
+    """Fold every chunk into one partial (errors recorded in it, not raised).
+
+    ``first_row``: the global number of the input's first row (the bootstrap
+    weights' counter; messages keep the rows of this input).
+    """
     # Per-row output needs the rows in order: one lane. Otherwise two lanes
     # share the kernels' work.
-    lanes = [Lane(plan, selection, on_rows) for _ in range(1 if on_rows is not None else LANES)]
+    lanes = [Lane(plan, selection, on_rows, first_row) for _ in range(1 if on_rows is not None else LANES)]
     _drive(lanes, chunks, on_chunk)
     partial = lanes[0].partial
     for lane in lanes[1:]:
@@ -304,10 +323,16 @@ def evaluate(
         raise UsageProblem(f"--chunk-size must be a positive number of rows, not {request.chunk_size}")
     if request.nan not in NAN_POLICIES:
         raise UsageProblem(f"--nan must be one of {', '.join(NAN_POLICIES)}, not '{request.nan}'")
+    rep = replication(request.ci, request.bootstrap, request.seed)
+    if request.first_row < 0:
+        raise UsageProblem(f"--first-row must be a row number (0 or more), not {request.first_row}")
     specs, checks = requested(request.losses, request.metrics, request.checks)
     scoped = next((b.check for b in checks if b.check.scope is not None), None)
     if scoped is not None and not request.by:
         raise UsageProblem(f"--check '{scoped.expr}': a group check needs --by COL")
+    bounded = next((b.check for b in checks if b.check.bound is not None), None)
+    if bounded is not None and rep is None:
+        raise UsageProblem(f"--check '{bounded.expr}': an interval bound needs --ci LEVEL")
     table = open_table(request.files, request.input_format, request.delimiter) if request.files else None
     selection = select(
         table,
@@ -329,9 +354,10 @@ def evaluate(
     stream = aligned_chunks(selection, request.chunk_size, slicer)
     first = next(stream, None)
     first_roles = None if first is None else {k: v for k, v in first[1].items() if k != GROUP}
-    plan = decide(specs, checks, selection, request.nan, first_roles, tuple(dict.fromkeys(request.by)))
+    plan = decide(specs, checks, selection, request.nan, first_roles, tuple(dict.fromkeys(request.by)), rep)
     chunks: Chunks = itertools.chain([first], stream) if first is not None else iter(())
-    partial = fold(plan, selection, chunks, on_chunk, on_rows)
+    partial = fold(plan, selection, chunks, on_chunk, on_rows, request.first_row)
+    partial.first_row = request.first_row
     raise_first_problem(partial, selection, stream)
     if slicer is not None:
         partial.groups = list(slicer.index.keys)
@@ -350,5 +376,5 @@ def run(
         from lossctl.statefile import save
 
         save(request.save_state, plan, partial, files)
-    sig = signature(request.chunk_size, request.nan, input_sizes(files), plan.plugins())
+    sig = signature(request.chunk_size, request.nan, input_sizes(files), plan.plugins(), plan.replication)
     return finish(plan, partial, files, sig)

@@ -15,11 +15,13 @@ from typing import Any
 from lossctl._version import __version__
 from lossctl.accumulate import Accumulator, Value
 from lossctl.batch import EPSILON
+from lossctl.bootstrap import interval, replicate_values
 from lossctl.checks import judge
 from lossctl.groups import group_text, key_dict, sort_key
 from lossctl.partial import Partial
 from lossctl.plan import Plan
 from lossctl.registry import Resolved, not_applicable
+from lossctl.replicates import Replication
 from lossctl.results import Evaluation, InputSummary, MetricResult, RoleInfo
 from lossctl.state import State
 
@@ -28,7 +30,12 @@ _NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 
 
 def _result(
-    r: Resolved, value: Value, rows: int, group: Mapping[str, Any] | None, direction: str | None = None
+    r: Resolved,
+    value: Value,
+    rows: int,
+    group: Mapping[str, Any] | None,
+    direction: str | None = None,
+    ci: Mapping[str, Any] | None = None,
 ) -> MetricResult:
     extra: Mapping[str, Any] = value.extra
     if r.resolved_from is not None:
@@ -44,18 +51,8 @@ def _result(
         note=value.note,
         extra=extra or _NO_EXTRA,
         group=group,
+        ci=ci,
     )
-
-
-def result_of(
-    r: Resolved, acc: Accumulator, state: State, slot: int = 0, group: Mapping[str, Any] | None = None
-) -> MetricResult:
-    """One spec's result from its state's ``slot``.
-
-    ``rows`` counts the rows that entered the state (scce's ``ignore_class``
-    leaves some out).
-    """
-    return _result(r, acc.finish(state, slot), state.rows(slot), group)
 
 
 def finish(
@@ -68,28 +65,40 @@ def finish(
     """The evaluation of ``partial`` under ``plan`` (its errors were raised before)."""
     counted = partial.rows - partial.dropped
     pairs = list(zip(plan.specs, plan.accumulators, strict=True))
-    groups = partial.groups
+    groups, rep = partial.groups, plan.replication
+    stride = 1 if rep is None else rep.stride
     if groups is None:
         states = partial.states
     else:
-        # The overall value is the merge of every group's slot: no second update.
-        states = {key: state.collapse(len(groups)) for key, state in partial.states.items()}
-    results = tuple(result_of(r, acc, states[acc.key]) for r, acc in pairs)
+        # The overall value is the merge of every group's slots: no second update.
+        states = {key: state.collapse(len(groups), stride) for key, state in partial.states.items()}
+
+    def ci(acc: Accumulator, state: State, base: int) -> Mapping[str, Any] | None:
+        return None if rep is None else interval(replicate_values(acc, state, base, rep), rep)
+
+    results = tuple(
+        _result(r, acc.finish(states[acc.key], 0), states[acc.key].rows(0), None, ci=ci(acc, states[acc.key], 0))
+        for r, acc in pairs
+    )
     grouped: dict[int, list[MetricResult]] = {}
     if groups is not None:
         # A group all of whose rows were dropped (--nan drop) was never observed.
         seen = [
-            i for i in range(len(groups)) if any(i < st.slots and st.rows(i) for st in partial.states.values())
+            i
+            for i in range(len(groups))
+            if any(i * stride < st.slots and st.rows(i * stride) for st in partial.states.values())
         ]
         order = sorted(seen, key=lambda i: sort_key(groups[i]))
-        keys = [key_dict(plan.by, groups[slot]) for slot in order]
+        keys = [key_dict(plan.by, groups[i]) for i in order]
+        bases = [i * stride for i in order]
         for i, (r, acc) in enumerate(pairs):
             state = partial.states[acc.key]
-            values = acc.finish_slots(state, order)
-            rows = state.data["rows"][order].tolist() if order else []
+            values = acc.finish_slots(state, bases)
+            rows = state.data["rows"][bases].tolist() if bases else []
             direction = r.entry.direction_for(r.kind)
             grouped[i] = [
-                _result(r, value, n, key, direction) for value, n, key in zip(values, rows, keys, strict=True)
+                _result(r, value, n, key, direction, ci(acc, state, base))
+                for value, n, key, base in zip(values, rows, keys, bases, strict=True)
             ]
     warnings: list[str] = [partial.warned[i][1] for i in sorted(partial.warned)]
     warnings += parameter_warnings(plan)
@@ -137,7 +146,11 @@ def parameter_warnings(plan: Plan) -> list[str]:
 
 
 def signature(
-    chunk_size: int | None, nan: str, sizes: Mapping[str, int | None], plugins: Sequence[Mapping[str, Any]] = ()
+    chunk_size: int | None,
+    nan: str,
+    sizes: Mapping[str, int | None],
+    plugins: Sequence[Mapping[str, Any]] = (),
+    replication: Replication | None = None,
 ) -> dict[str, Any]:
     """What makes the numbers reproducible (SPEC section 5); ``plugins``: records of the plugins used."""
     return {
@@ -146,7 +159,8 @@ def signature(
         "chunk_size": chunk_size,
         "nan": nan,
         "auc_method": "exact",
-        "seed": None,
+        "seed": None if replication is None else replication.seed,
+        "replicates": None if replication is None else replication.replicates,
         "input_bytes": dict(sizes),
         "plugins": [{"name": p["name"], "sha256": p["sha256"]} for p in plugins],
     }

@@ -61,6 +61,18 @@ def _request_differences(a: Loaded, b: Loaded) -> list[str]:
     return out
 
 
+def _check_row_ranges(loaded: Sequence[Loaded]) -> None:
+    """With --ci, shards must hold different global rows: shared row numbers share bootstrap weights."""
+    spans = sorted((item.partial.first_row, item.partial.first_row + item.partial.rows, item.path) for item in loaded)
+    for (a0, a1, a), (b0, b1, b) in zip(spans, spans[1:]):
+        if b0 < a1:
+            raise DataError(
+                f"{b}: its rows {b0}..{b1 - 1} overlap rows {a0}..{a1 - 1} of {a}; with --ci each shard "
+                "must be evaluated with --first-row (the number of rows before it), so that every row "
+                "has its own bootstrap weights"
+            )
+
+
 def merge_files(paths: Sequence[str], checks: Sequence[str] = ()) -> Evaluation:
     """The evaluation of the merged states; see :func:`lossctl.api.merge`."""
     if not paths:
@@ -94,6 +106,8 @@ def merge_files(paths: Sequence[str], checks: Sequence[str] = ()) -> Evaluation:
         raise UsageProblem(f"--check: {missing} was not evaluated in these states; evaluated: "
                            + ", ".join(r.spec for r in plan.specs))
     plan.checks = bound
+    if plan.replication is not None:
+        _check_row_ranges(loaded)
     for name, role in plan.roles.items():
         sources = dict.fromkeys(item.plan.roles[name].source for item in loaded)
         role.source = ", ".join(s for s in sources if s)
@@ -102,4 +116,4 @@ def merge_files(paths: Sequence[str], checks: Sequence[str] = ()) -> Evaluation:
         partial = merge(partial, item.partial)
     files = tuple(f["path"] for item in every for f in item.inputs)
     sizes = {f["path"]: f["size"] for item in every for f in item.inputs}
-    return finish(plan, partial, files, signature(None, plan.nan, sizes, plan.plugins()))
+    return finish(plan, partial, files, signature(None, plan.nan, sizes, plan.plugins(), plan.replication))

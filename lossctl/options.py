@@ -109,6 +109,19 @@ OPTIONS: tuple[Option, ...] = (
            default=(), multiple=True, config="by", metavar="COL", commands=frozenset({EVAL})),
     Option("max_groups", ("--max-groups",), "Stop (exit 3) past this many --by groups.  [default: 10000]",
            default=10_000, type=int, metavar="N", commands=frozenset({EVAL})),
+    Option("ci", ("--ci",),
+           "Add a LEVEL confidence interval (e.g. 0.95) to every result, overall and per group, "
+           "by the Poisson bootstrap in the same pass.",
+           type=float, config="ci", metavar="LEVEL", commands=frozenset({EVAL})),
+    Option("bootstrap", ("--bootstrap",), "Bootstrap replicates for --ci.  [default: 1000]",
+           default=1000, type=int, config="bootstrap", metavar="B", commands=frozenset({EVAL})),
+    Option("seed", ("--seed",),
+           "Seed of the bootstrap weights (the same seed, the same intervals, however the rows are split).  [default: 0]",
+           default=0, type=int, config="seed", metavar="S", commands=frozenset({EVAL})),
+    Option("first_row", ("--first-row",),
+           "The global number of the input's first row, for --ci over shards evaluated apart "
+           "(--save-state): shard k gives the rows before it, so every row keeps its own bootstrap weights.  [default: 0]",
+           default=0, type=int, metavar="N", commands=frozenset({EVAL})),
     Option("plugins", ("--plugin",),
            "Custom losses: a Python file (PATH.py) or module (package.module) whose functions "
            "fn(y_true, y_pred) become names; repeatable. A plugin is code: it runs.",

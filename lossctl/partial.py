@@ -27,10 +27,11 @@ class Partial:
         first_nan: ``(role, row)`` of the first such row, or ``None``.
         warned: per spec index, the first warning and the row it was met at.
         error: the first expected error and the first row of its chunk (never saved).
-        groups: with ``--by``, the key of each slot (slot ``i`` is group ``groups[i]``).
+        groups: with ``--by``, the key of each group (slots ``i * stride ..`` are group ``groups[i]``).
+        stride: slots per group: 1, or with ``--ci`` the plain rows and every replicate.
     """
 
-    __slots__ = ("states", "rows", "dropped", "bad", "first_nan", "warned", "error", "groups")
+    __slots__ = ("states", "rows", "dropped", "bad", "first_nan", "warned", "error", "groups", "stride", "first_row")
 
     def __init__(
         self,
@@ -42,6 +43,7 @@ class Partial:
         warned: dict[int, tuple[int, str]] | None = None,
         error: tuple[int, BaseException] | None = None,
         groups: list[tuple[Any, ...]] | None = None,
+        stride: int = 1,
     ) -> None:
         self.states = states
         self.rows = rows
@@ -51,6 +53,9 @@ class Partial:
         self.warned = {} if warned is None else warned
         self.error = error
         self.groups = groups
+        self.stride = stride
+        # The global number of the first row (--first-row): where a shard's rows sit in the whole input.
+        self.first_row = 0
 
 
 def _earlier(a: tuple[str, int] | None, b: tuple[str, int] | None) -> tuple[str, int] | None:
@@ -83,8 +88,9 @@ def merge(a: Partial, b: Partial) -> Partial:
                 position[key] = len(groups)
                 groups.append(key)
             targets.append(position[key])
-        index = np.array(targets, dtype=np.int64)
-        b_states = {k: s.relabel(index, max(len(groups), s.slots)) for k, s in b.states.items()}
+        stride = a.stride
+        index = (np.array(targets, dtype=np.int64)[:, None] * stride + np.arange(stride)).ravel()
+        b_states = {k: s.relabel(index, max(len(groups) * stride, s.slots)) for k, s in b.states.items()}
     elif b.groups is not None and (a.groups is None or len(b.groups) > len(a.groups)):
         groups = b.groups
     return Partial(
@@ -96,4 +102,5 @@ def merge(a: Partial, b: Partial) -> Partial:
         warned=warned,
         error=min(errors, key=lambda e: e[0]) if errors else None,
         groups=groups,
+        stride=a.stride,
     )

@@ -24,6 +24,7 @@ from lossctl.plugin_entries import differences as plugin_differences
 from lossctl.plugin_entries import records as plugin_records
 from lossctl.plugin_entries import stand_ins as plugin_stand_ins
 from lossctl.registry import Resolved, lookup, resolve_all, resolve_params
+from lossctl.replicates import Replication
 from lossctl.state import State
 
 # What `eval` computes on regression input when no --loss/--metric is given
@@ -47,7 +48,7 @@ class Plan:
     accumulator of each distinct key (the one that updates the shared state).
     """
 
-    __slots__ = ("specs", "checks", "roles", "task", "nan", "by", "accumulators", "by_key")
+    __slots__ = ("specs", "checks", "roles", "task", "nan", "by", "replication", "accumulators", "by_key")
 
     def __init__(
         self,
@@ -57,9 +58,11 @@ class Plan:
         task: str | None = None,
         nan: str = "error",
         by: tuple[str, ...] = (),
+        replication: Replication | None = None,
     ) -> None:
         self.specs = specs
         self.by = tuple(by)
+        self.replication = replication
         self.checks = checks or []
         self.roles = roles or {}
         self.task = task
@@ -97,6 +100,7 @@ class Plan:
             "task": self.task,
             "nan": self.nan,
             "by": list(self.by),
+            "ci": None if self.replication is None else self.replication.to_dict(),
             "plugins": self.plugins(),
         }
 
@@ -115,7 +119,9 @@ class Plan:
                 name: Role(name, (sources or {}).get(name, ""), tuple(c["columns"]), False, c["width"])
                 for name, c in doc["columns"].items()
             }
-            plan = cls(specs, roles=roles, task=doc["task"], nan=doc["nan"], by=tuple(doc.get("by", ())))
+            ci = doc.get("ci")
+            rep = None if ci is None else Replication(float(ci["level"]), int(ci["replicates"]), int(ci["seed"]))
+            plan = cls(specs, roles=roles, task=doc["task"], nan=doc["nan"], by=tuple(doc.get("by", ())), replication=rep)
         except UsageProblem:
             raise
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -139,8 +145,8 @@ class Plan:
         wb = {role: c["width"] for role, c in b["columns"].items()}
         if wa != wb:
             out.append(f"values per row {wa} vs {wb}")
-        for key in ("task", "nan", "by"):
-            if a[key] != b[key]:
+        for key in ("task", "nan", "by", "ci"):
+            if a.get(key) != b.get(key):
                 out.append(f"{key} {a[key]} vs {b[key]}")
         return out + plugin_differences(a["plugins"], b["plugins"])
 
@@ -182,6 +188,7 @@ def decide(
     nan: str,
     first: Mapping[str, F64] | None,
     by: tuple[str, ...] = (),
+    replication: Replication | None = None,
 ) -> Plan:
     """The plan for this input: defaults by task, convenience names resolved, shapes checked.
 
@@ -204,7 +211,7 @@ def decide(
     roles = {
         rc.role: Role(rc.role, rc.table.label, rc.columns, rc.picked, widths.get(rc.role)) for rc in selection.roles()
     }
-    return Plan(specs, checks, roles, task, nan, by)
+    return Plan(specs, checks, roles, task, nan, by, replication)
 
 
 def _resolve_convenience(r: Resolved, y_true: F64, y_pred: F64) -> Resolved:

@@ -30,6 +30,7 @@ class MetricResult:
     extra: Mapping[str, Any] = field(default_factory=dict)
     group: Mapping[str, Any] | None = None
     arm: str | None = None
+    ci: Mapping[str, Any] | None = None
 
     @property
     def key(self) -> tuple[str, tuple[tuple[str, Any], ...] | None, str | None]:
@@ -53,6 +54,8 @@ class MetricResult:
             out["group"] = dict(self.group)
         if self.arm is not None:
             out["arm"] = self.arm
+        if self.ci is not None:
+            out["ci"] = dict(self.ci)
         out.update(self.extra)
         return out
 

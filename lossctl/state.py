@@ -164,25 +164,33 @@ class State:
             out.data[name] = (keys, moved) if kind == "keyed" else moved
         return out
 
-    def collapse(self, slots: int | None = None) -> State:
-        """One slot holding the merge of slots ``0 .. slots-1`` (all of them by default)."""
-        n = self.slots if slots is None else slots
-        out = State(1)
+    def collapse(self, slots: int | None = None, stride: int = 1) -> State:
+        """The merge of groups ``0 .. slots-1`` (all of them by default), each ``stride`` slots wide.
+
+        Slot ``g * stride + r`` is slot ``r`` of group ``g`` (``r`` a bootstrap
+        replicate, 0 the plain rows); the result has ``stride`` slots, slot
+        ``r`` the merge of every group's slot ``r``.
+        """
+        n = (self.slots if slots is None else slots * stride) // stride
+        out = State(stride)
         out.kinds, out.data = dict(self.kinds), {}
         for name, kind in self.kinds.items():
             value = self.data[name]
             if kind == "concat":
-                out.data[name] = [[c for slot in value[:n] for c in slot]]
-            elif kind == "keyed":
-                out.data[name] = (value[0], value[1][:n].sum(axis=0, keepdims=True))
-            elif kind == "sum":
-                out.data[name] = value[:n].sum(axis=0, keepdims=True)
+                out.data[name] = [[c for g in range(n) for c in value[g * stride + r]] for r in range(stride)]
+                continue
+            keys, array = value if kind == "keyed" else (None, value)
+            # (groups, stride, ...): merge over the groups axis.
+            blocks = array[: n * stride].reshape(n, stride, *array.shape[1:])
+            if kind in ("sum", "keyed"):
+                merged = blocks.sum(axis=0)
             elif kind == "max":
-                out.data[name] = value[:n].max(axis=0, keepdims=True) if n else value[:1].copy()
+                merged = blocks.max(axis=0) if n else array[:stride].copy()
             elif kind == "min":
-                out.data[name] = value[:n].min(axis=0, keepdims=True) if n else value[:1].copy()
+                merged = blocks.min(axis=0) if n else array[:stride].copy()
             else:
-                out.data[name] = chan_all(value[:n]) if n else np.zeros((1, *value.shape[1:]))
+                merged = chan_all(blocks)[0] if n else np.zeros((stride, *array.shape[1:]))
+            out.data[name] = (keys, merged) if kind == "keyed" else merged
         return out
 
     # -- saving and loading ------------------------------------------------

@@ -121,6 +121,7 @@ def _header_and_pieces(plan: Plan, partial: Partial, files: Sequence[str]) -> tu
             "sources": {role.role: role.source for role in plan.roles.values()},
             "rows": partial.rows,
             "dropped": partial.dropped,
+            "first_row": partial.first_row,
         },
         "warned": [[i, row, text] for i, (row, text) in sorted(partial.warned.items())],
         "groups": None if partial.groups is None else [[jsonable(v) for v in key] for key in partial.groups],
@@ -256,7 +257,9 @@ def load(path: str) -> Loaded:
             dropped=int(header["input"]["dropped"]),
             warned={int(i): (int(row), str(text)) for i, row, text in header["warned"]},
             groups=_groups(header.get("groups"), plan.by),
+            stride=1 if plan.replication is None else plan.replication.stride,
         )
+        partial.first_row = int(header["input"].get("first_row", 0))
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:

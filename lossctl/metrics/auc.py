@@ -59,7 +59,18 @@ class ExactAUC(Accumulator):
     one sorted array each (the same multiset), so a second result sorts nothing.
     """
 
-    fields = {"positives": "sum", "pos.*": "concat", "neg.*": "concat", "pos_w.*": "concat", "neg_w.*": "concat"}
+    fields = {
+        "positives": "sum",
+        "pos.*": "concat",
+        "neg.*": "concat",
+        "pos_w.*": "concat",
+        "neg_w.*": "concat",
+        "pos_r.*": "concat",
+        "neg_r.*": "concat",
+    }
+    # With --ci, pos_r.j and neg_r.j hold the rows' global numbers (8 bytes a
+    # row more): the replicates' weights are regenerated from them.
+    keeps_rows = True
 
     def __init__(self, curve: str, multi_label: bool, owner: str = "auc") -> None:
         self.owner = owner
@@ -74,11 +85,13 @@ class ExactAUC(Accumulator):
         if seen is not None and seen.shape[1] != k:
             raise DataError(f"{self.owner}: cannot combine {seen.shape[1]} label columns with {k}")
         positives = state.declare("positives", "sum", (k,), dtype=np.int64)
+        rows = batch.rows
         if w is not None:
             # Zero-weight rows change no sum: drop them to save memory.
             keep = w > 0
             if not keep.all():
                 truth, scores, w = truth[keep], scores[keep], w[keep]
+                rows = None if rows is None else rows[keep]
         slot = batch.slot
         for j in range(k):
             t, s = truth[:, j], scores[:, j]
@@ -88,6 +101,9 @@ class ExactAUC(Accumulator):
             positives[slot, j] += at_pos.size
             _keep(state, slot, f"pos.{j}", f"pos_w.{j}", s.take(at_pos), None if w is None else w.take(at_pos))
             _keep(state, slot, f"neg.{j}", f"neg_w.{j}", s.take(at_neg), None if w is None else w.take(at_neg))
+            if rows is not None:
+                _compact_tail(state.append(f"pos_r.{j}", slot, rows.take(at_pos)))
+                _compact_tail(state.append(f"neg_r.{j}", slot, rows.take(at_neg)))
         self.count(state, batch)
 
     def finish(self, state: State, slot: int = 0) -> Value:
@@ -100,6 +116,9 @@ class ExactAUC(Accumulator):
         for j in range(k):
             where = f" for label column {j}" if k > 1 else ""
             pos_parts, neg_parts = state.chunks(f"pos.{j}", slot), state.chunks(f"neg.{j}", slot)
+            if f"pos_r.{j}" in state.kinds:
+                # Row numbers are aligned with the scores: sort copies, never the state.
+                pos_parts, neg_parts = [_concat(pos_parts)], [_concat(neg_parts)]
             if weighted:
                 pw = self._weights(state.chunks(f"pos_w.{j}", slot), pos_parts)
                 nw = self._weights(state.chunks(f"neg_w.{j}", slot), neg_parts)
@@ -127,6 +146,34 @@ class ExactAUC(Accumulator):
                 return Value.undefined(f"AUC is undefined{where}: {why}")
             values.append(value)
         return Value.of(float(np.mean(values)))
+
+    def finish_replicates(self, state: State, slot: int, weigh: Any, replicates: int) -> list[Value]:
+        """Every replicate's AUC from the kept scores and row numbers, the scores sorted once."""
+        positives = state.get("positives")
+        if state.rows(slot) == 0 or positives is None:
+            return [Value.undefined("no rows")] * replicates
+        weighted = "pos_w.0" in state.kinds
+        per_column = []
+        for j in range(positives.shape[1]):
+            pos, neg = _concat(state.chunks(f"pos.{j}", slot)), _concat(state.chunks(f"neg.{j}", slot))
+            rows = np.concatenate([_concat(state.chunks(f"pos_r.{j}", slot)), _concat(state.chunks(f"neg_r.{j}", slot))])
+            if len(rows) != len(pos) + len(neg):
+                raise DataError(f"{self.owner}: the state holds no row numbers for --ci")
+            base = None
+            if weighted:
+                base = np.concatenate([
+                    self._weights(state.chunks(f"pos_w.{j}", slot), [pos]),
+                    self._weights(state.chunks(f"neg_w.{j}", slot), [neg]),
+                ])
+            if self.curve == "PR":
+                per_column.append(_pr_replicates(pos, neg, rows, base, weigh, replicates))
+            else:
+                per_column.append(roc_replicates(pos, neg, rows, base, weigh, replicates))
+        values = np.mean(per_column, axis=0)
+        return [
+            Value.of(v) if np.isfinite(v) else Value.undefined("AUC is undefined in this replicate")
+            for v in values.tolist()
+        ]
 
     def _weights(self, weights: list[F64], scores: list[F64]) -> F64:
         """The weights of a slot's scores, in order; 1 for every score of a slot stored without."""
@@ -170,6 +217,68 @@ def _sorted_classes(
 def _has_nan(pos: F64, neg: F64) -> bool:
     """Whether a sorted class holds NaN (sorted last)."""
     return bool((pos.size and np.isnan(pos[-1])) or (neg.size and np.isnan(neg[-1])))
+
+
+# Rows per block of the replicate sweep (replicates x rows float64 stays bounded).
+_SWEEP = 1 << 17
+
+
+def roc_replicates(pos: F64, neg: F64, rows: np.ndarray, base: F64 | None, weigh: Any, replicates: int) -> F64:
+    """ROC AUC of every bootstrap replicate (NaN when undefined): one sort, one sweep per 8 replicates.
+
+    The scores are sorted once; per block of ascending scores (cut between
+    ties) and 8 replicates at a time, each tie group's positive and negative
+    weight is summed, and ``sum(w_pos * (w_neg below + w_neg tied / 2))``
+    accumulates with the running negative weight below.
+    """
+    scores = np.concatenate([pos, neg])
+    order = np.argsort(scores, kind="stable")
+    scores = scores[order]
+    positive = order < len(pos)
+    rows = rows[order]
+    base = None if base is None else base[order]
+    del order
+    ties = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]])
+    del scores
+    cuts = np.unique(ties[np.searchsorted(ties, np.arange(0, len(rows), _SWEEP))])
+    cuts = np.r_[cuts, len(rows)]
+    out = np.full(replicates, np.nan)
+    for first in range(0, replicates, 8):
+        count = min(8, replicates - first)
+        below = np.zeros(count)
+        area = np.zeros(count)
+        total_pos = np.zeros(count)
+        for a, z in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
+            w = weigh(rows[a:z], first, count)
+            if base is not None:
+                w *= base[a:z]
+            wp = np.where(positive[a:z], w, 0.0)
+            wn = w - wp
+            starts = ties[np.searchsorted(ties, a) : np.searchsorted(ties, z)] - a
+            gp, gn = np.add.reduceat(wp, starts, axis=1), np.add.reduceat(wn, starts, axis=1)
+            before = below[:, None] + np.cumsum(gn, axis=1) - gn
+            area += np.einsum("ij,ij->i", gp, before + 0.5 * gn)
+            below += gn.sum(axis=1)
+            total_pos += gp.sum(axis=1)
+        with np.errstate(all="ignore"):
+            value = area / (total_pos * below)
+        out[first : first + count] = np.where((total_pos > 0) & (below > 0), value, np.nan)
+    return out
+
+
+def _pr_replicates(pos: F64, neg: F64, rows: np.ndarray, base: F64 | None, weigh: Any, replicates: int) -> F64:
+    """Average precision of every replicate (NaN when undefined), one exact computation each."""
+    n_pos = len(pos)
+    out = np.full(replicates, np.nan)
+    for first in range(0, replicates, 8):
+        count = min(8, replicates - first)
+        block = weigh(rows, first, count)
+        if base is not None:
+            block *= base
+        for j in range(count):
+            value, _ = exact_average_precision(pos, neg, block[j, :n_pos], block[j, n_pos:])
+            out[first + j] = np.nan if value is None else value
+    return out
 
 
 def exact_roc_auc(pos: F64, neg: F64, pos_w: F64 | None, neg_w: F64 | None) -> tuple[float | None, str]:

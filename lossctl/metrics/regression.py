@@ -15,7 +15,7 @@ import numpy as np
 
 from lossctl.accumulate import Accumulator, Mean, Transformed, Value, state_key
 from lossctl.batch import EPSILON, F64, Batch, row_mean
-from lossctl.comoments import comoments
+from lossctl.comoments import chan, comoments
 from lossctl.params import ONE_SCORE_PER_COLUMN, Param
 from lossctl.registry import Example, MetricDef, kernel, register
 from lossctl.state import State, fold_comoments
@@ -255,6 +255,32 @@ class R2(Accumulator):
             ssr[:, c] += np.bincount(groups, weights=sq[:, c], minlength=slots)
         state.declare("elements", "sum", (), np.int64)[:] += batch.group_counts(slots) * columns
         self.count(state, batch)
+
+    def linear(self, batch: Batch) -> tuple[list[Any], Any]:
+        """Columns 1, y - c, (y - c)² and the squared residual per output; ``c`` the chunk's mean of y.
+
+        Shifting by the chunk's mean keeps the sums of squares free of cancellation.
+        """
+        y = batch.y_true if batch.y_true.ndim == 2 else batch.y_true[:, None]
+        sq = batch.sq_diff if batch.sq_diff.ndim == 2 else batch.sq_diff[:, None]
+        shift = y.mean(axis=0) if len(y) else np.zeros(y.shape[1])
+        dev = y - shift
+        columns = [None, *dev.T, *(dev * dev).T, *sq.T]
+        return columns, shift
+
+    def add_sums(self, state: State, slots: np.ndarray, sums: np.ndarray, rows: np.ndarray, context: Any) -> None:
+        d = len(context)
+        w, s1, s2, ssr = sums[:, :1], sums[:, 1 : 1 + d], sums[:, 1 + d : 1 + 2 * d], sums[:, 1 + 2 * d :]
+        safe = np.where(w > 0, w, 1.0)
+        block = np.empty((len(slots), 3, d))
+        block[:, 0, :] = w
+        block[:, 1, :] = np.where(w > 0, context + s1 / safe, 0.0)
+        block[:, 2, :] = np.where(w > 0, s2 - s1 * s1 / safe, 0.0)
+        moments = state.declare("comoment", "comoment", (3, d))
+        moments[slots] = chan(moments[slots], block)
+        state.declare("ssr", "sum", (d,))[slots] += ssr
+        state.declare("elements", "sum", (), np.int64)[slots] += rows * d
+        state.data["rows"][slots] += rows
 
     def finish_slots(self, state: State, slots: Sequence[int]) -> list[Value]:
         """Every slot at once; a slot that is not a plain defined value takes :meth:`finish`'s path."""

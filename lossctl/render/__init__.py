@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +105,21 @@ def format_value(value: Any) -> str:
     return f"{value:.6g}"
 
 
+def format_result(r: MetricResult) -> str:
+    """A result's value, with its interval when it has one: ``0.912 [0.905, 0.919]``."""
+    if r.ci is None or r.value is None:
+        return format_value(r.value)
+    low, high, se = r.ci.get("low"), r.ci.get("high"), r.ci.get("se")
+    if low is None or high is None:
+        return f"{format_value(r.value)} [—]"
+    numbers = (r.value, low, high)
+    if se and all(1e-4 <= abs(x) < 1e7 or x == 0 for x in numbers):
+        # As many decimals as two significant digits of the standard error.
+        decimals = min(max(0, 1 - math.floor(math.log10(se))), 8)
+        return "{0:.{3}f} [{1:.{3}f}, {2:.{3}f}]".format(*numbers, decimals)
+    return f"{format_value(r.value)} [{format_value(low)}, {format_value(high)}]"
+
+
 def per_class(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]:
     """The per-class view (scikit-learn's ``classification_report``): header and rows, or nothing.
 
@@ -152,5 +168,5 @@ def group_grid(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]:
         block = grouped[i : i + len(specs)]
         group = block[0].group or {}
         key = ["null" if group.get(c) is None else str(group.get(c)) for c in evaluation.by]
-        rows.append([*key, *(format_value(r.value) for r in block), f"{max(r.rows for r in block):,}"])
+        rows.append([*key, *(format_result(r) for r in block), f"{max(r.rows for r in block):,}"])
     return headers, rows

@@ -2,7 +2,8 @@
 
 Columns: ``name, spec, kind, value, note, rows, direction, params`` (JSON),
 ``resolved_from`` and ``extra`` (JSON of any further fields: ``per_class``,
-``group``). An undefined value is an empty cell with its ``note``. Checks
+``group``); with ``--by`` a column per group column after ``kind``; with
+``--ci``, ``ci_low, ci_high, se`` after ``value``. An undefined value is an empty cell with its ``note``. Checks
 are not rows of this table; the exit code and the JSON document carry them.
 """
 
@@ -22,12 +23,19 @@ def _json(value: Any) -> str:
     return json.dumps(value, allow_nan=False, ensure_ascii=False, sort_keys=True, default=str)
 
 
+def _bounds(ci: Any) -> list[str]:
+    ci = ci or {}
+    return ["" if ci.get(k) is None else repr(float(ci[k])) for k in ("low", "high", "se")]
+
+
 def to_csv(evaluation: Evaluation) -> str:
     """Serialize the results as CSV text (``\\n`` line ends)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     by = list(evaluation.by)
-    writer.writerow([*COLUMNS[:3], *by, *COLUMNS[3:]])
+    intervals = any(r.ci is not None for r in evaluation.results)
+    bounds = ["ci_low", "ci_high", "se"] if intervals else []
+    writer.writerow([*COLUMNS[:3], *by, COLUMNS[3], *bounds, *COLUMNS[4:]])
     params: dict[str, str] = {}  # per spec: the same for every group
     for r in evaluation.results:
         if r.spec not in params:
@@ -41,6 +49,7 @@ def to_csv(evaluation: Evaluation) -> str:
                 r.kind,
                 *key,
                 "" if r.value is None else repr(float(r.value)),
+                *(_bounds(r.ci) if intervals else []),
                 r.note or "",
                 r.rows,
                 r.direction,

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from lossctl.render import (
     checks_summary,
     display_name,
+    format_result,
     format_value,
     group_grid,
     per_class,
@@ -73,7 +74,7 @@ def to_markdown(evaluation: Evaluation) -> str:
     lines.append("| --- | --- | ---: | :---: | --- |")
     for r in evaluation.overall:
         arrow = "↓" if r.direction == "min" else "↑"
-        lines.append(_row([code(display_name(r)), r.kind, format_value(r.value), arrow, escape(r.note or "")]))
+        lines.append(_row([code(display_name(r)), r.kind, format_result(r), arrow, escape(r.note or "")]))
     header, rows = per_class(evaluation)
     if rows:
         lines += ["", "**Per class**", "", _row([h if h in ("class", "support") else code(h) for h in header])]

@@ -18,6 +18,7 @@ from rich.text import Text
 from lossctl.render import (
     checks_summary,
     display_name,
+    format_result,
     format_value,
     group_grid,
     per_class,
@@ -84,7 +85,7 @@ def to_table(evaluation: Evaluation, *, stdout: bool = False, width: int | None 
     table.add_column("note", overflow="fold")
     for r in evaluation.overall:
         arrow = "↓" if r.direction == "min" else "↑"
-        table.add_row(Text(display_name(r)), r.kind, format_value(r.value), arrow, Text(r.note or ""))
+        table.add_row(Text(display_name(r)), r.kind, format_result(r), arrow, Text(r.note or ""))
     parts: list[Table | Text] = [table]
     classes = _per_class_table(evaluation)
     if classes is not None:
