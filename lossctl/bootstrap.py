@@ -26,7 +26,7 @@ import numpy as np
 
 from lossctl.accumulate import Accumulator, Value
 from lossctl.batch import Batch
-from lossctl.replicates import ROWS, Replication, counts, weights
+from lossctl.replicates import Replication, block_rows, by_row, counts
 from lossctl.state import State
 
 # Replicates generated at a time for a reweighted update (a multiple of 8: one hash serves 8).
@@ -65,19 +65,15 @@ def _fold_linear(
     assert rows is not None
     # One matrix of every state's columns; a column of ones is shared.
     columns: list[np.ndarray] = []
-    ones: int | None = None
+    seen: dict[int, int] = {}  # the same array asked twice (mse's and R²'s squared errors): one column
     places: list[list[int]] = []
     for _, _, cols, _ in linear:
         place = []
         for c in cols:
-            if c is None:
-                if ones is None:
-                    ones = len(columns)
-                    columns.append(np.ones(n))
-                place.append(ones)
-            else:
-                place.append(len(columns))
-                columns.append(c)
+            if id(c) not in seen:
+                seen[id(c)] = len(columns)
+                columns.append(np.ones(n) if c is None else c)
+            place.append(seen[id(c)])
         places.append(place)
     matrix = np.column_stack(columns)
     if batch.weight is not None:
@@ -94,23 +90,26 @@ def _fold_linear(
         present = sorted_groups[starts]
         sizes = np.diff(np.r_[starts, n])
         rows, matrix = rows[order], matrix[order]
-    sums = np.zeros((len(present), b, matrix.shape[1]))
+    # sums[g, j, r]: column j's weighted sum over group g's rows in replicate r.
+    sums = np.zeros((len(present), matrix.shape[1], b))
     ends = np.r_[starts[1:], n]
-    for lo in range(0, n, ROWS):
-        hi = min(lo + ROWS, n)
-        w = weights(rep.seed, rows[lo:hi], 0, b)
+    step = block_rows(b)
+    for lo in range(0, n, step):
+        hi = min(lo + step, n)
+        w = by_row(rep.seed, rows[lo:hi], b)
         # The groups whose rows fall in this block (rows are sorted by group).
         first = int(np.searchsorted(ends, lo, side="right"))
         for gi in range(first, len(present)):
             a, z = max(int(starts[gi]), lo), min(int(ends[gi]), hi)
             if a >= z:
                 break
-            sums[gi] += w[:, a - lo : z - lo] @ matrix[a:z]
+            sums[gi] += matrix[a:z].T @ w[a - lo : z - lo]
     stride = rep.stride
     slots = (present[:, None] * stride + 1 + np.arange(b)).ravel()
     counted = np.repeat(sizes, b)
     for (acc, state, _, context), place in zip(linear, places, strict=True):
-        acc.add_sums(state, slots, sums[:, :, place].reshape(len(slots), len(place)), counted, context)
+        block = sums[:, place, :].transpose(0, 2, 1).reshape(len(slots), len(place))
+        acc.add_sums(state, slots, block, counted, context)
 
 
 def _fold_reweighted(

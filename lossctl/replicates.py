@@ -21,6 +21,7 @@ replicate's weights do not depend on how many replicates there are:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,9 +38,6 @@ PER_HASH = 8  # one-byte uniforms per 64-bit hash
 THRESHOLDS = tuple(np.uint8(t) for t in (94, 189, 235, 251, 255))
 COUNTS = np.array([94, 95, 46, 16, 4, 1]) / 256.0
 
-# Rows per block of generated weights: B x ROWS float64 stays a few MB.
-ROWS = 2048
-
 
 def _mix(z: NDArray[np.uint64]) -> NDArray[np.uint64]:
     """SplitMix64's finaliser, in place."""
@@ -51,38 +49,62 @@ def _mix(z: NDArray[np.uint64]) -> NDArray[np.uint64]:
     return z
 
 
+@functools.lru_cache(maxsize=16)
 def octet_keys(seed: int, first: int, count: int) -> NDArray[np.uint64]:
-    """The 64-bit keys of octets ``first .. first + count - 1`` (SplitMix64's stream from the seed)."""
+    """The 64-bit keys of octets ``first .. first + count - 1`` (SplitMix64's stream from the seed).
+
+    Cached (every block of a run asks for the same keys); the array is read-only.
+    """
     with np.errstate(over="ignore"):
         base = _mix(np.array([seed % 2**64], dtype=np.uint64))[0]
         z = base + GAMMA * np.arange(first + 1, first + count + 1, dtype=np.uint64)
-    return _mix(z)
+    keys = _mix(z)
+    keys.flags.writeable = False
+    return keys
 
 
-def counts(seed: int, rows: NDArray[np.integer], first: int, count: int) -> NDArray[np.uint8]:
-    """``(count, len(rows))`` weights (uint8) of replicates ``first .. first + count - 1``."""
+def _counts(seed: int, rows: NDArray[np.integer], first: int, count: int) -> NDArray[np.uint8]:
+    """``(len(rows), count)`` counts: row-major, each row's replicates side by side."""
     rows = np.asarray(rows).astype(np.uint64, copy=False)
     lo, hi = first // PER_HASH, -(-(first + count) // PER_HASH)
     keys = octet_keys(seed, lo, hi - lo)
     with np.errstate(over="ignore"):
-        z = np.add(keys[:, None], rows * GAMMA)
+        z = np.add((rows * GAMMA)[:, None], keys[None, :])
     _mix(z)
-    u = z.view(np.uint8)
     if not np.little_endian:  # byte k of the number, whatever the machine
-        u = z.byteswap().view(np.uint8)
-    u = u.reshape(hi - lo, len(rows), PER_HASH)
+        z = z.byteswap()
+    # Byte k of octet o's hash is replicate 8o + k: (rows, octets * 8), no copy.
+    u = z.view(np.uint8).reshape(len(rows), (hi - lo) * PER_HASH)
     w = np.greater_equal(u, THRESHOLDS[0]).view(np.uint8)
     for t in THRESHOLDS[1:]:
         w += np.greater_equal(u, t).view(np.uint8)
-    # (octets, rows, 8) -> (octets, 8, rows): replicate 8o + k is row k of octet o.
-    flat = w.transpose(0, 2, 1).reshape((hi - lo) * PER_HASH, len(rows))
     skip = first - lo * PER_HASH
-    return flat[skip : skip + count]
+    return w[:, skip : skip + count]
+
+
+def counts(seed: int, rows: NDArray[np.integer], first: int, count: int) -> NDArray[np.uint8]:
+    """``(count, len(rows))`` weights (uint8) of replicates ``first .. first + count - 1``."""
+    return _counts(seed, rows, first, count).T
 
 
 def weights(seed: int, rows: NDArray[np.integer], first: int, count: int) -> NDArray[np.float64]:
-    """:func:`counts` as float64, ready for a matrix product."""
+    """:func:`counts` as float64."""
     return counts(seed, rows, first, count).astype(np.float64)
+
+
+def by_row(seed: int, rows: NDArray[np.integer], count: int) -> NDArray[np.float64]:
+    """``(len(rows), count)`` float64 weights of the first ``count`` replicates, C-contiguous.
+
+    The layout of the bootstrap's matrix product ``C.T @ W`` (``C`` a block's
+    per-row columns): the fastest of the forms measured, the replicates being
+    the long axis.
+    """
+    return _counts(seed, rows, 0, count).astype(np.float64)
+
+
+def block_rows(replicates: int) -> int:
+    """Rows per block of weights: a block's ``rows x replicates`` float64 stays near 2 MB (cache-sized)."""
+    return int(min(4096, max(64, (1 << 18) // max(replicates, 1))))
 
 
 @dataclass(frozen=True)

@@ -96,12 +96,10 @@ def test_replicate_equals_a_weighted_run(entry: MetricDef, tmp_path: Any) -> Non
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
 def test_unit_replicate_weights_equal_the_plain_state(entry: MetricDef, tmp_path: Any, monkeypatch: Any) -> None:
     def ones(seed: int, rows: np.ndarray, first: int, count: int) -> np.ndarray:
-        return np.ones((count, len(rows)), dtype=np.uint8)
+        return np.ones((len(rows), count), dtype=np.uint8)
 
-    monkeypatch.setattr(replicates, "counts", ones)
-    monkeypatch.setattr(bootstrap, "counts", ones)
-    monkeypatch.setattr(replicates, "weights", lambda *a: ones(*a).astype(np.float64))
-    monkeypatch.setattr(bootstrap, "weights", lambda *a: ones(*a).astype(np.float64))
+    # Every layout of the weights comes from this one generator.
+    monkeypatch.setattr(replicates, "_counts", ones)
     yt, yp = make_inputs(entry, 50, seed=22)
     w = np.random.default_rng(22).uniform(0.5, 2.0, 50)
     plan, partial, rep = _replicates(_write(tmp_path / "d.parquet", yt, yp, w), _spec_text(entry), chunk_size=11)

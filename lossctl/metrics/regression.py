@@ -261,12 +261,16 @@ class R2(Accumulator):
 
         Shifting by the chunk's mean keeps the sums of squares free of cancellation.
         """
+        if batch.y_true.ndim == 1 and batch.sq_diff.ndim == 1:
+            # One output: the squared errors are MSE's own array (one column for both).
+            shift = float(np.add.reduce(batch.y_true)) / len(batch) if len(batch) else 0.0
+            dev = batch.y_true - shift
+            return [None, dev, dev * dev, batch.sq_diff], np.array([shift])
         y = batch.y_true if batch.y_true.ndim == 2 else batch.y_true[:, None]
         sq = batch.sq_diff if batch.sq_diff.ndim == 2 else batch.sq_diff[:, None]
-        shift = y.mean(axis=0) if len(y) else np.zeros(y.shape[1])
-        dev = y - shift
-        columns = [None, *dev.T, *(dev * dev).T, *sq.T]
-        return columns, shift
+        shifts = y.mean(axis=0) if len(y) else np.zeros(y.shape[1])
+        dev = y - shifts
+        return [None, *dev.T, *(dev * dev).T, *sq.T], shifts
 
     def add_sums(self, state: State, slots: np.ndarray, sums: np.ndarray, rows: np.ndarray, context: Any) -> None:
         d = len(context)
