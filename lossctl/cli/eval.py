@@ -69,6 +69,7 @@ def eval_command(
       lossctl eval sample_data/binary.csv -m auc,f1 -c "auc >= 0.8" -o report.json -o report.xml -o -
       lossctl eval --true sample_data/multiclass_labels.npy --pred sample_data/multiclass_probs.npy -m acc
       lossctl eval sample_data/binary.csv -m auc,acc --by channel --check "auc[*] >= 0.8"
+      lossctl eval sample_data/binary.csv -m auc --ci 0.95 --check "auc.low >= 0.9"
       lossctl eval sample_data/regression.parquet -l mse,mae -m rmse --save-state shard.lcstate
       lossctl eval sample_data/regression.csv --plugin examples/plugins/huber.py -l huber_loss_with_threshold:t=2
     """
