@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from lossctl._version import __version__
 
-__all__ = ["__version__", "evaluate", "get", "loss", "merge", "metric"]
+__all__ = ["__version__", "compare", "evaluate", "get", "loss", "merge", "metric"]
 
 if TYPE_CHECKING:
-    from lossctl.api import evaluate, get, merge
+    from lossctl.api import compare, evaluate, get, merge
     from lossctl.plugins import loss, metric
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("evaluate", "get", "merge"):
+    if name in ("compare", "evaluate", "get", "merge"):
         from lossctl import api
 
         return getattr(api, name)

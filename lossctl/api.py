@@ -107,6 +107,30 @@ def worst(request: Request, n: int = 10, on_chunk: Callable[[int], None] | None 
         return worst_rows(evaluation, hook, specs[0], n)
 
 
+def compare(baseline: str, candidate: str, **options: Any) -> Evaluation:
+    """Evaluate two models' predictions over the same rows, paired, as ``lossctl compare`` does.
+
+    The keywords are ``eval``'s (``loss``, ``metric``, ``checks``, ``by``,
+    ``ci``, ...) plus ``key`` (match rows by an id column) and
+    ``max_regression`` (``"NAME=AMOUNT"`` or ``"NAME=AMOUNT%"``). Results hold
+    every spec per arm: ``baseline``, ``candidate`` and ``delta`` (candidate -
+    baseline, with ``change`` better/worse/same and, with ``ci``, the paired
+    interval and its p-value); ``result["auc"]`` is the delta.
+    """
+    from lossctl.options import request_from_keywords
+
+    return run_compare(Request(**request_from_keywords((baseline, candidate), options)))
+
+
+def run_compare(request: Request, on_chunk: Callable[[int], None] | None = None) -> Evaluation:
+    """Compare the request's two files (what ``lossctl compare`` does)."""
+    from lossctl import engine
+    from lossctl.plugins import activated
+
+    with activated(request) as request:
+        return engine.run(request, on_chunk, compare=True)
+
+
 def merge(*states: str, checks: str | Sequence[str] | None = None) -> Evaluation:
     """Combine state files written by ``evaluate(..., save_state=...)`` on shards (``lossctl merge``).
 

@@ -34,7 +34,8 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 # NAME may carry parameters (huber:delta=2), so a single "=" is part of it.
 _NAME = r"[^<>!=\s]+(?:=[^<>!=\s]+)*"
 _EXPR = re.compile(rf"^\s*(?P<name>{_NAME})\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<number>[^<>!=\s]+)\s*$")
-_DELTA = re.compile(r"^\s*delta\s*\(", re.IGNORECASE)
+# compare's targets: delta(NAME), baseline(NAME), candidate(NAME), optionally .low/.high.
+_ARM = re.compile(r"^(?P<arm>delta|baseline|candidate)\((?P<name>.+)\)(?P<bound>\.(?:low|high))?$", re.IGNORECASE)
 SYNTAX = "expected NAME OP NUMBER with OP one of < <= > >= == != (e.g. 'mse < 0.25')"
 
 
@@ -53,6 +54,8 @@ class Check:
     threshold: float
     scope: str | None = None
     bound: str | None = None  # "low" or "high": an interval bound (--ci)
+    arm: str | None = None  # compare: "delta", "baseline" or "candidate"
+    relative: bool = False  # --max-regression NAME=AMOUNT%
 
     def read(self, result: Any) -> tuple[float | None, str | None]:
         """The number this check reads from a result: its value or an interval bound, and a note."""
@@ -85,10 +88,6 @@ def parse_check(text: str) -> Check:
         Check(expr='acc >= 0.9', name='acc', op='>=', threshold=0.9)
     """
     expr = " ".join(text.split())
-    if _DELTA.match(expr):
-        raise UsageProblem(
-            f"--check '{expr}': delta(...) compares a baseline with a candidate; use it with 'lossctl compare'"
-        )
     m = _EXPR.match(expr)
     if m is None:
         hint = "; use == for equality" if re.search(r"\s=\s|^[^:]*[^<>!=:]=(?![=<>])", expr) else ""
@@ -101,6 +100,11 @@ def parse_check(text: str) -> Check:
     if not math.isfinite(threshold):
         raise UsageProblem(f"--check '{expr}': the threshold must be a finite number, not '{number}'")
     written = name
+    arm = None
+    armed = _ARM.match(name)
+    if armed is not None:
+        arm = armed.group("arm").lower()
+        name = armed.group("name") + (armed.group("bound") or "")
     bound = None
     tail = re.match(r"^(?P<name>.+)\.(?P<bound>low|high)$", name, re.IGNORECASE)
     if tail is not None:
@@ -114,7 +118,33 @@ def parse_check(text: str) -> Check:
         name = scoped.group("name")
     elif "[" in name or "]" in name:
         raise UsageProblem(f"--check '{expr}': write a group as NAME[COL=VALUE] (or NAME[*] for every group)")
-    return Check(expr=f"{written} {op} {number}", name=name, op=op, threshold=threshold, scope=scope, bound=bound)
+    return Check(
+        expr=f"{written} {op} {number}", name=name, op=op, threshold=threshold, scope=scope, bound=bound, arm=arm
+    )
+
+
+def parse_regression(text: str) -> Check:
+    """``--max-regression NAME=AMOUNT`` (or ``AMOUNT%``): the candidate may be worse by at most AMOUNT."""
+    name, sep, amount = text.strip().rpartition("=")
+    relative = amount.strip().endswith("%")
+    number = amount.strip().rstrip("%").strip()
+    try:
+        threshold = float(number)
+    except ValueError:
+        threshold = math.nan
+    if not sep or not name.strip() or not math.isfinite(threshold) or threshold < 0:
+        raise UsageProblem(
+            f"--max-regression '{text}': expected NAME=AMOUNT or NAME=AMOUNT% with AMOUNT a non-negative number "
+            "(e.g. 'auc=0.005' or 'mse=2%')"
+        )
+    return Check(
+        expr=f"max-regression {name.strip()}={amount.strip()}",
+        name=name.strip(),
+        op="regression",
+        threshold=threshold,
+        arm="delta",
+        relative=relative,
+    )
 
 
 def parse_checks(texts: Iterable[str]) -> list[Check]:
@@ -236,24 +266,63 @@ def _judge_groups(check: Check, rows: list[Any]) -> dict[str, Any]:
     return doc
 
 
+def _regression(check: Check, delta: Any) -> dict[str, Any]:
+    """``--max-regression``: the candidate worse than the baseline by at most the amount (undefined fails)."""
+    baseline = delta.extra.get("baseline") if delta.extra else None
+    allowed = check.threshold * abs(baseline) / 100.0 if check.relative and baseline is not None else check.threshold
+    worse = None if delta.value is None else (-delta.value if delta.direction == "max" else delta.value)
+    passed = worse is not None and (not check.relative or baseline is not None) and worse <= allowed
+    doc: dict[str, Any] = {
+        "expr": check.expr,
+        "name": check.name,
+        "op": "max-regression",
+        "threshold": check.threshold,
+        "relative": check.relative,
+        "allowed": allowed,
+        "value": delta.value,
+        "passed": passed,
+    }
+    if worse is None:
+        doc["note"] = f"delta({check.name}) has no value ({delta.note or 'undefined'}); it fails"
+    elif not passed:
+        doc["note"] = (
+            f"the candidate is worse by {worse!r} (delta {delta.value!r}), more than the {allowed!r} allowed"
+        )
+    return doc
+
+
 def judge(
-    bound: Sequence[Bound], results: Sequence[Any], grouped: Mapping[int, Sequence[Any]] | None = None
+    bound: Sequence[Bound],
+    results: Sequence[Any],
+    grouped: Mapping[int, Sequence[Any]] | None = None,
+    arms: Mapping[str, tuple[Sequence[Any], Mapping[int, Sequence[Any]] | None]] | None = None,
 ) -> tuple[Mapping[str, Any], ...]:
     """Evaluate bound checks against results (``MetricResult``-like: value, note, name, spec, group).
 
     ``results`` are the overall results, one per spec; ``grouped`` the
-    results of every ``--by`` group by spec index.
+    results of every ``--by`` group by spec index. In a comparison ``arms``
+    holds both per arm (``baseline``, ``candidate``, ``delta``), read by the
+    checks that name one; the others read ``results`` (the candidate's).
     """
     out = []
     for b in bound:
-        r = results[b.index]
+        if b.check.arm is not None:
+            if arms is None:
+                raise UsageProblem(
+                    f"--check '{b.check.expr}': {b.check.arm}(...) compares a baseline with a candidate; "
+                    "use it with 'lossctl compare'"
+                )
+        rows, per_group = (results, grouped) if b.check.arm is None or arms is None else arms[b.check.arm]
+        r = rows[b.index]
         scope = b.check.scope
-        if scope is None:
+        if b.check.op == "regression":
+            doc = _regression(b.check, r)
+        elif scope is None:
             doc = outcome(b.check, *b.check.read(r))
         else:
-            if grouped is None:
+            if per_group is None:
                 raise UsageProblem(f"--check '{b.check.expr}': a group check needs --by")
-            doc = _judge_groups(b.check, list(grouped.get(b.index, ())))
+            doc = _judge_groups(b.check, list(per_group.get(b.index, ())))
         doc["metric"] = r.name
         doc["spec"] = r.spec
         doc["added"] = b.added
@@ -261,5 +330,7 @@ def judge(
             doc["scope"] = scope
         if b.check.bound is not None:
             doc["bound"] = b.check.bound
+        if b.check.arm is not None:
+            doc["arm"] = b.check.arm
         out.append(doc)
     return tuple(out)

@@ -11,26 +11,26 @@ same chunk, so a file is read once however many metrics are asked for.
 from __future__ import annotations
 
 import itertools
-import os
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lossctl import bootstrap
+from lossctl import bootstrap, pairing
 from lossctl.batch import F64, Batch
 from lossctl.chunks import GROUP, aligned_chunks, slicer_for
-from lossctl.columns import Selection, select
+from lossctl.columns import Selection
 from lossctl.errors import DataError, UsageProblem, ValueProblem
 from lossctl.finish import finish, signature
-from lossctl.io import open_one, open_table
+from lossctl.io import open_one
 from lossctl.partial import Partial, merge
 from lossctl.plan import Plan, decide, requested
 from lossctl.replicates import replication
 from lossctl.request import NAN_POLICIES, Request
 from lossctl.results import Evaluation
+from lossctl.sources import input_sizes, known_rows, select_sources
 
 if TYPE_CHECKING:
     from lossctl.perrow import RowsHook
@@ -65,8 +65,7 @@ def finite_mask(arrays: dict[str, F64]) -> tuple[np.ndarray | None, dict[str, np
 
 def describe(selection: Selection, role: str) -> tuple[str, str]:
     """``(table label, column text)`` of a role, for messages."""
-    rc = {"y_true": selection.y_true, "y_pred": selection.y_pred, "weight": selection.weight}[role]
-    assert rc is not None
+    rc = next(r for r in selection.roles() if r.role == role)
     return rc.table.label, rc.source
 
 
@@ -84,7 +83,12 @@ class Lane:
         self.on_rows = on_rows
         self.stride = 1 if plan.replication is None else plan.replication.stride
         self.partial = Partial(plan.new_states(), stride=self.stride)
-        self.updates = [(plan.by_key[key], state) for key, state in self.partial.states.items()]
+        states = self.partial.states
+        # Per arm (a comparison's baseline and candidate; None outside one), the states it updates.
+        self.updates = {
+            arm: [(acc, states[plan.state_key(arm, key)]) for key, acc in plan.by_key.items()]
+            for arm in (plan.arms or (None,))
+        }
 
     def process(self, start: int, arrays: dict[str, F64]) -> None:
         partial = self.partial
@@ -127,24 +131,29 @@ class Lane:
         if groups is not None and self.stride > 1:
             # Group g's plain rows go to slot g * stride; its replicates follow.
             groups = groups * self.stride
-        batch = Batch(arrays["y_true"], arrays["y_pred"], weight, groups=groups)
-        if len(batch) == 0:
+        if len(arrays["y_true"]) == 0:
             return
-        try:
-            self._fold(start, n, kept, batch)
-        except ValueProblem as problem:
-            raise DataError(located(problem, self.selection, start, kept)) from None
+        if plan.arms:
+            pairing.check_same_truth(arrays, self.selection, start, kept)
+        for number, arm in enumerate(plan.arms or (None,)):
+            pred = arrays["y_pred"] if arm in (None, pairing.BASELINE) else arrays[pairing.PRED]
+            batch = Batch(arrays["y_true"], pred, weight, groups=groups)
+            try:
+                self._fold(start, n, kept, batch, arm, number * len(plan.specs))
+            except ValueProblem as problem:
+                raise DataError(located(problem, self.selection, start, kept, arm)) from None
 
-    def _fold(self, start: int, n: int, kept: np.ndarray | None, batch: Batch) -> None:
+    def _fold(self, start: int, n: int, kept: np.ndarray | None, batch: Batch, arm: str | None, offset: int) -> None:
         partial, plan = self.partial, self.plan
+        updates = self.updates[arm]
         for r in plan.specs:
             if r.entry.validate is not None:
                 r.entry.validate(batch, **r.params)
         for i, r in enumerate(plan.specs):
-            if r.entry.warn is not None and i not in partial.warned:
+            if r.entry.warn is not None and i + offset not in partial.warned:
                 message = r.entry.warn(batch, **r.params)
                 if message:
-                    partial.warned[i] = (start, f"{r.spec}: {message}")
+                    partial.warned[i + offset] = (start, f"{'' if arm is None else arm + ': '}{r.spec}: {message}")
         if self.on_rows is not None:
             rows = np.arange(start, start + n, dtype=np.int64)
             self.on_rows(rows if kept is None else rows[kept], batch, plan.specs)
@@ -155,12 +164,12 @@ class Lane:
             batch.rows = rows if kept is None else rows[kept]
         groups = batch.groups
         if groups is None and rep is None:
-            for acc, state in self.updates:
+            for acc, state in updates:
                 acc.update(state, batch)
             return
         needed = stride if groups is None else int(groups.max()) + stride
         parts: list[Batch] | None = None
-        for acc, state in self.updates:
+        for acc, state in updates:
             if state.slots < needed:
                 # Groups appear as the rows come: grow geometrically, not by one.
                 state.grow(max(needed, 2 * state.slots))
@@ -172,10 +181,12 @@ class Lane:
             for part in parts:
                 acc.update(state, part)
         if rep is not None:
-            bootstrap.fold(rep, self.updates, batch, None if groups is None else groups // stride)
+            bootstrap.fold(rep, updates, batch, None if groups is None else groups // stride)
 
 
-def located(problem: ValueProblem, selection: Selection, start: int, kept: np.ndarray | None = None) -> str:
+def located(
+    problem: ValueProblem, selection: Selection, start: int, kept: np.ndarray | None = None, arm: str | None = None
+) -> str:
     """The message of a value problem met in the chunk starting at ``start``, with its global row.
 
     A problem of a column names the table, the row and the column; one of a
@@ -184,11 +195,13 @@ def located(problem: ValueProblem, selection: Selection, start: int, kept: np.nd
     left in the chunk (the problem's index counts those).
     """
     offset = problem.index if kept is None else int(np.flatnonzero(kept)[problem.index])
+    # The candidate's predictions are their own role (a comparison).
+    pred = pairing.PRED if arm == pairing.CANDIDATE else "y_pred"
     if problem.role is None:
-        label = selection.y_pred.table.label
+        label = describe(selection, pred)[0]
         at = f" (in the chunk from row {start})" if offset else ""
         return f"{label} row {start + offset}{at}: {problem.message}"
-    label, source = describe(selection, problem.role)
+    label, source = describe(selection, pred if problem.role == "y_pred" else problem.role)
     return f"{label} row {start + offset}: column '{source}': {problem.message}"
 
 
@@ -284,24 +297,6 @@ def raise_first_problem(partial: Partial, selection: Selection, rest: Chunks) ->
     )
 
 
-def known_rows(selection: Selection) -> int | None:
-    """The rows to read, when the input knows them without reading (Parquet, NPY, Arrow; not CSV)."""
-    for role in (selection.y_true, selection.y_pred):
-        if role.table.num_rows is not None:
-            return role.table.num_rows
-    return None
-
-
-def input_sizes(files: Sequence[str]) -> dict[str, int | None]:
-    sizes: dict[str, int | None] = {}
-    for f in files:
-        try:
-            sizes[f] = os.path.getsize(f) if os.path.isfile(f) else None
-        except OSError:
-            sizes[f] = None
-    return sizes
-
-
 # Overflow to inf and 0/0 are expected (Keras computes them too): the results
 # turn them into null with a note, so NumPy's RuntimeWarnings would only be noise
 # on standard error.
@@ -310,8 +305,12 @@ def evaluate(
     request: Request,
     on_chunk: Callable[[int], None] | None = None,
     on_rows: RowsHook | None = None,
+    compare: bool = False,
 ) -> tuple[Plan, Partial, Selection, tuple[str, ...]]:
     """Plan and fold a request in one pass; raise UsageProblem or DataError on expected errors.
+
+    ``compare``: the request's two files are a baseline and a candidate over
+    the same rows (``lossctl compare``), folded together, each spec per arm.
 
     ``on_chunk`` is called with each chunk's row count; when it has an
     ``expect(rows)`` method, that is called first with the input's row count
@@ -326,21 +325,19 @@ def evaluate(
     rep = replication(request.ci, request.bootstrap, request.seed)
     if request.first_row < 0:
         raise UsageProblem(f"--first-row must be a row number (0 or more), not {request.first_row}")
-    specs, checks = requested(request.losses, request.metrics, request.checks)
+    specs, checks = requested(request.losses, request.metrics, request.checks, request.max_regressions if compare else ())
+    armed = next((b.check for b in checks if b.check.arm is not None), None)
+    if armed is not None and not compare:
+        raise UsageProblem(
+            f"--check '{armed.expr}': {armed.arm}(...) compares a baseline with a candidate; use it with 'lossctl compare'"
+        )
     scoped = next((b.check for b in checks if b.check.scope is not None), None)
     if scoped is not None and not request.by:
         raise UsageProblem(f"--check '{scoped.expr}': a group check needs --by COL")
     bounded = next((b.check for b in checks if b.check.bound is not None), None)
     if bounded is not None and rep is None:
         raise UsageProblem(f"--check '{bounded.expr}': an interval bound needs --ci LEVEL")
-    table = open_table(request.files, request.input_format, request.delimiter) if request.files else None
-    selection = select(
-        table,
-        request.true,
-        request.pred,
-        request.weight,
-        lambda path: open_one(path, request.input_format if not request.files else None, request.delimiter),
-    )
+    selection = select_sources(request, compare)
     if selection.weight is not None and (len(selection.weight.columns) != 1):
         raise UsageProblem(f"--weight names {len(selection.weight.columns)} columns; give one")
     expect = getattr(on_chunk, "expect", None)
@@ -354,9 +351,19 @@ def evaluate(
     stream = aligned_chunks(selection, request.chunk_size, slicer)
     first = next(stream, None)
     first_roles = None if first is None else {k: v for k, v in first[1].items() if k != GROUP}
-    plan = decide(specs, checks, selection, request.nan, first_roles, tuple(dict.fromkeys(request.by)), rep)
+    if compare and first_roles is not None:
+        assert isinstance(selection, pairing.Pairing)
+        pairing.check_widths(selection, first_roles)
+    arms = pairing.ARMS if compare else ()
+    plan = decide(specs, checks, selection, request.nan, first_roles, tuple(dict.fromkeys(request.by)), rep, arms)
     chunks: Chunks = itertools.chain([first], stream) if first is not None else iter(())
     partial = fold(plan, selection, chunks, on_chunk, on_rows, request.first_row)
+    if not compare and len(request.files) == 2:
+        hint = pairing.two_models_warning(
+            request.files, selection, lambda path: open_one(path, request.input_format, request.delimiter)
+        )
+        if hint is not None:
+            partial.warned[-1] = (0, hint)
     partial.first_row = request.first_row
     raise_first_problem(partial, selection, stream)
     if slicer is not None:
@@ -369,9 +376,10 @@ def run(
     request: Request,
     on_chunk: Callable[[int], None] | None = None,
     on_rows: RowsHook | None = None,
+    compare: bool = False,
 ) -> Evaluation:
     """Evaluate a request in one pass (see :func:`evaluate`) and finish it."""
-    plan, partial, _, files = evaluate(request, on_chunk, on_rows)
+    plan, partial, _, files = evaluate(request, on_chunk, on_rows, compare)
     if request.save_state is not None:
         from lossctl.statefile import save
 

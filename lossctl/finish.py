@@ -13,20 +13,108 @@ from types import MappingProxyType
 from typing import Any
 
 from lossctl._version import __version__
-from lossctl.accumulate import Accumulator, Value
+from lossctl.accumulate import Value
 from lossctl.batch import EPSILON
 from lossctl.bootstrap import interval, replicate_values
 from lossctl.checks import judge
+from lossctl.deltas import DELTA, deltas
 from lossctl.groups import group_text, key_dict, sort_key
+from lossctl.pairing import BASELINE, CANDIDATE
 from lossctl.partial import Partial
 from lossctl.plan import Plan
 from lossctl.registry import Resolved, not_applicable
 from lossctl.replicates import Replication
 from lossctl.results import Evaluation, InputSummary, MetricResult, RoleInfo
-from lossctl.state import State
 
 # Shared by every result without extra values (results never modify it).
 _NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+
+
+class _Table:
+    """One arm's values: per spec, the overall result and, with ``--by``, each group's; replicates with ``--ci``."""
+
+    def __init__(self, plan: Plan, partial: Partial, arm: str | None) -> None:
+        groups, rep = partial.groups, plan.replication
+        stride = 1 if rep is None else rep.stride
+        own = {key: partial.states[plan.state_key(arm, key)] for key in plan.by_key}
+        # The overall value is the merge of every group's slots: no second update.
+        whole = own if groups is None else {k: s.collapse(len(groups), stride) for k, s in own.items()}
+        pairs = list(zip(plan.specs, plan.accumulators, strict=True))
+        self.overall: list[tuple[Value, int, list[Value] | None]] = []
+        for _, acc in pairs:
+            state = whole[acc.key]
+            reps = None if rep is None else replicate_values(acc, state, 0, rep)
+            self.overall.append((acc.finish(state, 0), state.rows(0), reps))
+        self.keys: list[dict[str, Any]] = []
+        self.grouped: list[list[tuple[Value, int, list[Value] | None]]] = []
+        if groups is None:
+            return
+        # A group all of whose rows were dropped (--nan drop) was never observed.
+        seen = [i for i in range(len(groups)) if any(i * stride < st.slots and st.rows(i * stride) for st in own.values())]
+        order = sorted(seen, key=lambda i: sort_key(groups[i]))
+        self.keys = [key_dict(plan.by, groups[i]) for i in order]
+        bases = [i * stride for i in order]
+        for _, acc in pairs:
+            state = own[acc.key]
+            values = acc.finish_slots(state, bases)
+            rows = state.data["rows"][bases].tolist() if bases else []
+            reps = [None if rep is None else replicate_values(acc, state, b, rep) for b in bases]
+            self.grouped.append(list(zip(values, rows, reps, strict=True)))
+
+
+def finish(
+    plan: Plan,
+    partial: Partial,
+    files: tuple[str, ...],
+    signature: Mapping[str, Any],
+    extra_warnings: tuple[str, ...] = (),
+) -> Evaluation:
+    """The evaluation of ``partial`` under ``plan`` (its errors were raised before)."""
+    rep = plan.replication
+    tables = {arm: _Table(plan, partial, arm) for arm in (plan.arms or (None,))}
+
+    def rows_of(table: _Table, arm: str | None) -> tuple[list[MetricResult], dict[int, list[MetricResult]]]:
+        results, grouped = [], {}
+        for i, r in enumerate(plan.specs):
+            direction = r.entry.direction_for(r.kind)
+            value, n, reps = table.overall[i]
+            results.append(_result(r, value, n, None, direction, _ci(reps, rep), arm))
+            if table.keys:
+                grouped[i] = [
+                    _result(r, v, m, key, direction, _ci(reps_g, rep), arm)
+                    for key, (v, m, reps_g) in zip(table.keys, table.grouped[i], strict=True)
+                ]
+        return results, grouped
+
+    by_arm = {arm: rows_of(table, arm) for arm, table in tables.items()}
+    if plan.arms:
+        by_arm[DELTA] = deltas(plan, tables[BASELINE], tables[CANDIDATE], by_arm[BASELINE], by_arm[CANDIDATE])
+    main = by_arm[CANDIDATE if plan.arms else None]
+    warnings = _warnings(plan, partial, [by_arm[a] for a in (plan.arms or (None,))])
+    warnings += extra_warnings
+    roles = {
+        role.role: RoleInfo(role.role, role.source, role.columns, role.picked, role.width)
+        for role in plan.roles.values()
+    }
+    summary = InputSummary(files, roles, plan.task, partial.rows, partial.dropped)
+    order = (BASELINE, CANDIDATE, DELTA) if plan.arms else (None,)
+    overall = tuple(r for i in range(len(plan.specs)) for arm in order for r in (by_arm[arm][0][i],))
+    by_group: tuple[MetricResult, ...] = ()
+    if partial.groups is not None and main[1]:
+        count = len(next(iter(main[1].values())))
+        by_group = tuple(by_arm[arm][1][i][g] for g in range(count) for i in range(len(plan.specs)) for arm in order)
+    grouped = main[1] if partial.groups is not None else None
+    arms = {arm: (by_arm[arm][0], by_arm[arm][1] if partial.groups is not None else None) for arm in plan.arms + ((DELTA,) if plan.arms else ())}
+    return Evaluation(
+        input=summary,
+        results=overall + by_group,
+        version=__version__,
+        signature=dict(signature),
+        warnings=tuple(warnings),
+        checks=judge(plan.checks, main[0], grouped, arms or None),
+        by=plan.by,
+        arms=plan.arms,
+    )
 
 
 def _result(
@@ -36,6 +124,7 @@ def _result(
     group: Mapping[str, Any] | None,
     direction: str | None = None,
     ci: Mapping[str, Any] | None = None,
+    arm: str | None = None,
 ) -> MetricResult:
     extra: Mapping[str, Any] = value.extra
     if r.resolved_from is not None:
@@ -52,89 +141,40 @@ def _result(
         extra=extra or _NO_EXTRA,
         group=group,
         ci=ci,
+        arm=arm,
     )
 
 
-def finish(
-    plan: Plan,
-    partial: Partial,
-    files: tuple[str, ...],
-    signature: Mapping[str, Any],
-    extra_warnings: tuple[str, ...] = (),
-) -> Evaluation:
-    """The evaluation of ``partial`` under ``plan`` (its errors were raised before)."""
-    counted = partial.rows - partial.dropped
-    pairs = list(zip(plan.specs, plan.accumulators, strict=True))
-    groups, rep = partial.groups, plan.replication
-    stride = 1 if rep is None else rep.stride
-    if groups is None:
-        states = partial.states
-    else:
-        # The overall value is the merge of every group's slots: no second update.
-        states = {key: state.collapse(len(groups), stride) for key, state in partial.states.items()}
+def _ci(reps: list[Value] | None, rep: Replication | None) -> Mapping[str, Any] | None:
+    return None if reps is None or rep is None else interval(reps, rep)
 
-    def ci(acc: Accumulator, state: State, base: int) -> Mapping[str, Any] | None:
-        return None if rep is None else interval(replicate_values(acc, state, base, rep), rep)
 
-    results = tuple(
-        _result(r, acc.finish(states[acc.key], 0), states[acc.key].rows(0), None, ci=ci(acc, states[acc.key], 0))
-        for r, acc in pairs
-    )
-    grouped: dict[int, list[MetricResult]] = {}
-    if groups is not None:
-        # A group all of whose rows were dropped (--nan drop) was never observed.
-        seen = [
-            i
-            for i in range(len(groups))
-            if any(i * stride < st.slots and st.rows(i * stride) for st in partial.states.values())
-        ]
-        order = sorted(seen, key=lambda i: sort_key(groups[i]))
-        keys = [key_dict(plan.by, groups[i]) for i in order]
-        bases = [i * stride for i in order]
-        for i, (r, acc) in enumerate(pairs):
-            state = partial.states[acc.key]
-            values = acc.finish_slots(state, bases)
-            rows = state.data["rows"][bases].tolist() if bases else []
-            direction = r.entry.direction_for(r.kind)
-            grouped[i] = [
-                _result(r, value, n, key, direction, ci(acc, state, base))
-                for value, n, key, base in zip(values, rows, keys, bases, strict=True)
-            ]
+def _warnings(
+    plan: Plan, partial: Partial, arms: list[tuple[list[MetricResult], dict[int, list[MetricResult]]]]
+) -> list[str]:
     warnings: list[str] = [partial.warned[i][1] for i in sorted(partial.warned)]
     warnings += parameter_warnings(plan)
     if partial.rows == 0:
         warnings.append("no rows: every value is undefined")
     if partial.dropped:
         warnings.append(f"dropped {partial.dropped} rows with NaN or infinite values (--nan drop)")
-    if counted > 0:
-        # An undefined value (a zero weight sum, NaN under --nan propagate) must not pass unnoticed.
-        warnings += [
-            f"{r.spec}: {r.note}" if "undefined" in (r.note or "") else f"{r.spec}: undefined ({r.note})"
-            for r in results
-            if r.value is None
-        ]
-    undefined = [g for rows in grouped.values() for g in rows if g.value is None]
-    if undefined:
-        first = undefined[0]
-        warnings.append(
-            f"{len(undefined)} group result(s) undefined, e.g. {first.spec} [{group_text(first.group or {})}]: {first.note}"
-        )
-    warnings += extra_warnings
-    roles = {
-        role.role: RoleInfo(role.role, role.source, role.columns, role.picked, role.width)
-        for role in plan.roles.values()
-    }
-    summary = InputSummary(files, roles, plan.task, partial.rows, partial.dropped)
-    by_group = tuple(g for slot_rows in zip(*grouped.values(), strict=True) for g in slot_rows) if grouped else ()
-    return Evaluation(
-        input=summary,
-        results=results + by_group,
-        version=__version__,
-        signature=dict(signature),
-        warnings=tuple(warnings),
-        checks=judge(plan.checks, results, grouped if groups is not None else None),
-        by=plan.by,
-    )
+    for results, grouped in arms:
+        where = f"{results[0].arm}: " if results and results[0].arm else ""
+        if partial.rows - partial.dropped > 0:
+            # An undefined value (a zero weight sum, NaN under --nan propagate) must not pass unnoticed.
+            warnings += [
+                f"{where}{r.spec}: {r.note}" if "undefined" in (r.note or "") else f"{where}{r.spec}: undefined ({r.note})"
+                for r in results
+                if r.value is None
+            ]
+        undefined = [g for rows in grouped.values() for g in rows if g.value is None]
+        if undefined:
+            first = undefined[0]
+            warnings.append(
+                f"{where}{len(undefined)} group result(s) undefined, e.g. {first.spec} "
+                f"[{group_text(first.group or {})}]: {first.note}"
+            )
+    return warnings
 
 
 def parameter_warnings(plan: Plan) -> list[str]:

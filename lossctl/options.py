@@ -75,20 +75,21 @@ class Option:
         return value
 
 
-EVAL, WORST, INSPECT = "eval", "worst", "inspect"
-_READ = frozenset({EVAL, WORST, INSPECT})
+EVAL, WORST, INSPECT, COMPARE = "eval", "worst", "inspect", "compare"
+_READ = frozenset({EVAL, WORST, INSPECT, COMPARE})
+_EVALS = frozenset({EVAL, COMPARE})
 # Every command that resolves loss and metric names.
-_NAMES = frozenset({EVAL, WORST, "list", "explain"})
+_NAMES = frozenset({EVAL, WORST, COMPARE, "list", "explain"})
 
 OPTIONS: tuple[Option, ...] = (
     Option("losses", ("-l", "--loss"), "Loss(es) to evaluate: NAME[:key=value...], comma lists allowed, repeatable.",
-           default=(), multiple=True, keyword="loss", config="losses", metavar="SPEC", complete="specs"),
+           default=(), multiple=True, keyword="loss", config="losses", metavar="SPEC", commands=_EVALS, complete="specs"),
     Option("metrics", ("-m", "--metric"), "Metric(s) to evaluate, same syntax as --loss.",
-           default=(), multiple=True, keyword="metric", config="metrics", metavar="SPEC", complete="specs"),
+           default=(), multiple=True, keyword="metric", config="metrics", metavar="SPEC", commands=_EVALS, complete="specs"),
     Option("checks", ("-c", "--check"),
            "Quality gate 'NAME OP NUMBER' (OP: < <= > >= == !=), repeatable; exit 1 when one fails. "
            "Compares the unrounded value; an undefined value fails. A NAME not requested is evaluated too.",
-           default=(), multiple=True, config="checks", metavar="EXPR", commands=frozenset({EVAL, "merge"}), complete="check"),
+           default=(), multiple=True, config="checks", metavar="EXPR", commands=frozenset({EVAL, COMPARE, "merge"}), complete="check"),
     Option("true", ("--true",), "y_true column(s): a name, comma list or glob; or a file.",
            config="columns.true", metavar="COL|PATH[:COL]", commands=_READ, complete="column"),
     Option("pred", ("--pred",), "y_pred column(s): a name, comma list or glob; or a file.",
@@ -106,22 +107,31 @@ OPTIONS: tuple[Option, ...] = (
     Option("by", ("--by",),
            "Evaluate every loss and metric per group of COL as well as overall (repeatable: the observed "
            "combinations of several columns), in the same pass.",
-           default=(), multiple=True, config="by", metavar="COL", commands=frozenset({EVAL})),
+           default=(), multiple=True, config="by", metavar="COL", commands=_EVALS),
     Option("max_groups", ("--max-groups",), "Stop (exit 3) past this many --by groups.  [default: 10000]",
-           default=10_000, type=int, metavar="N", commands=frozenset({EVAL})),
+           default=10_000, type=int, metavar="N", commands=_EVALS),
     Option("ci", ("--ci",),
            "Add a LEVEL confidence interval (e.g. 0.95) to every result, overall and per group, "
            "by the Poisson bootstrap in the same pass.",
-           type=float, config="ci", metavar="LEVEL", commands=frozenset({EVAL})),
+           type=float, config="ci", metavar="LEVEL", commands=_EVALS),
     Option("bootstrap", ("--bootstrap",), "Bootstrap replicates for --ci.  [default: 1000]",
-           default=1000, type=int, config="bootstrap", metavar="B", commands=frozenset({EVAL})),
+           default=1000, type=int, config="bootstrap", metavar="B", commands=_EVALS),
     Option("seed", ("--seed",),
            "Seed of the bootstrap weights (the same seed, the same intervals, however the rows are split).  [default: 0]",
-           default=0, type=int, config="seed", metavar="S", commands=frozenset({EVAL})),
+           default=0, type=int, config="seed", metavar="S", commands=_EVALS),
     Option("first_row", ("--first-row",),
            "The global number of the input's first row, for --ci over shards evaluated apart "
            "(--save-state): shard k gives the rows before it, so every row keeps its own bootstrap weights.  [default: 0]",
            default=0, type=int, metavar="N", commands=frozenset({EVAL})),
+    Option("key", ("--key",),
+           "Match the two files' rows by this id column instead of by position (their keys are held in "
+           "memory, and the candidate's columns: memory grows with the rows).",
+           metavar="COL", commands=frozenset({COMPARE}), complete="column"),
+    Option("max_regressions", ("--max-regression",),
+           "Fail (exit 1) when the candidate is worse than the baseline by more than AMOUNT, absolute or "
+           "AMOUNT% of the baseline, in NAME's bad direction; repeatable.",
+           default=(), multiple=True, keyword="max_regression", config="max_regression", metavar="NAME=AMOUNT[%]",
+           commands=frozenset({COMPARE})),
     Option("plugins", ("--plugin",),
            "Custom losses: a Python file (PATH.py) or module (package.module) whose functions "
            "fn(y_true, y_pred) become names; repeatable. A plugin is code: it runs.",

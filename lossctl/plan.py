@@ -17,7 +17,7 @@ import numpy as np
 
 from lossctl.accumulate import Accumulator
 from lossctl.batch import F64
-from lossctl.checks import Bound, bind_checks, parse_checks
+from lossctl.checks import Bound, bind_checks, parse_checks, parse_regression
 from lossctl.columns import Selection
 from lossctl.errors import DataError, UsageProblem
 from lossctl.plugin_entries import differences as plugin_differences
@@ -48,7 +48,7 @@ class Plan:
     accumulator of each distinct key (the one that updates the shared state).
     """
 
-    __slots__ = ("specs", "checks", "roles", "task", "nan", "by", "replication", "accumulators", "by_key")
+    __slots__ = ("specs", "checks", "roles", "task", "nan", "by", "replication", "arms", "accumulators", "by_key")
 
     def __init__(
         self,
@@ -59,8 +59,11 @@ class Plan:
         nan: str = "error",
         by: tuple[str, ...] = (),
         replication: Replication | None = None,
+        arms: tuple[str, ...] = (),
     ) -> None:
         self.specs = specs
+        # A comparison's arms (baseline, candidate): every state once per arm.
+        self.arms = tuple(arms)
         self.by = tuple(by)
         self.replication = replication
         self.checks = checks or []
@@ -76,9 +79,17 @@ class Plan:
         """The plugins whose entries the specs use: name, content hash, what a state file needs of them."""
         return plugin_records(r.entry for r in self.specs)
 
+    def state_key(self, arm: str | None, key: str) -> str:
+        """The key of an accumulator's state in one arm (the key itself outside a comparison)."""
+        return key if arm is None else f"{arm}:{key}"
+
+    def state_keys(self) -> dict[str, Accumulator]:
+        """Every state's key (per arm in a comparison) and its accumulator."""
+        return {self.state_key(arm, key): acc for arm in (self.arms or (None,)) for key, acc in self.by_key.items()}
+
     def new_states(self, slots: int = 1) -> dict[str, State]:
-        """One fresh state per distinct key."""
-        return {key: acc.new(slots) for key, acc in self.by_key.items()}
+        """One fresh state per distinct key (and arm)."""
+        return {key: acc.new(slots) for key, acc in self.state_keys().items()}
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (a state file's header); :meth:`from_dict` reads it back."""
@@ -101,6 +112,7 @@ class Plan:
             "nan": self.nan,
             "by": list(self.by),
             "ci": None if self.replication is None else self.replication.to_dict(),
+            "arms": list(self.arms),
             "plugins": self.plugins(),
         }
 
@@ -121,7 +133,15 @@ class Plan:
             }
             ci = doc.get("ci")
             rep = None if ci is None else Replication(float(ci["level"]), int(ci["replicates"]), int(ci["seed"]))
-            plan = cls(specs, roles=roles, task=doc["task"], nan=doc["nan"], by=tuple(doc.get("by", ())), replication=rep)
+            plan = cls(
+                specs,
+                roles=roles,
+                task=doc["task"],
+                nan=doc["nan"],
+                by=tuple(doc.get("by", ())),
+                replication=rep,
+                arms=tuple(doc.get("arms", ())),
+            )
         except UsageProblem:
             raise
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -145,7 +165,7 @@ class Plan:
         wb = {role: c["width"] for role, c in b["columns"].items()}
         if wa != wb:
             out.append(f"values per row {wa} vs {wb}")
-        for key in ("task", "nan", "by", "ci"):
+        for key in ("task", "nan", "by", "ci", "arms"):
             if a.get(key) != b.get(key):
                 out.append(f"{key} {a[key]} vs {b[key]}")
         return out + plugin_differences(a["plugins"], b["plugins"])
@@ -175,10 +195,12 @@ def _unjson(value: Any) -> Any:
 # Deciding a plan
 
 
-def requested(losses: Sequence[str], metrics: Sequence[str], checks: Sequence[str]) -> tuple[list[Resolved], list[Bound]]:
-    """The specs asked for (and those the checks add), before any data is read."""
+def requested(
+    losses: Sequence[str], metrics: Sequence[str], checks: Sequence[str], regressions: Sequence[str] = ()
+) -> tuple[list[Resolved], list[Bound]]:
+    """The specs asked for (and those the checks and ``--max-regression`` add), before any data is read."""
     specs = resolve_all(tuple(losses), tuple(metrics))
-    return bind_checks(parse_checks(checks), specs)
+    return bind_checks([*parse_checks(checks), *(parse_regression(t) for t in regressions)], specs)
 
 
 def decide(
@@ -189,6 +211,7 @@ def decide(
     first: Mapping[str, F64] | None,
     by: tuple[str, ...] = (),
     replication: Replication | None = None,
+    arms: tuple[str, ...] = (),
 ) -> Plan:
     """The plan for this input: defaults by task, convenience names resolved, shapes checked.
 
@@ -211,7 +234,7 @@ def decide(
     roles = {
         rc.role: Role(rc.role, rc.table.label, rc.columns, rc.picked, widths.get(rc.role)) for rc in selection.roles()
     }
-    return Plan(specs, checks, roles, task, nan, by, replication)
+    return Plan(specs, checks, roles, task, nan, by, replication, arms)
 
 
 def _resolve_convenience(r: Resolved, y_true: F64, y_pred: F64) -> Resolved:

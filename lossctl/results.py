@@ -111,6 +111,8 @@ class Evaluation:
     checks: tuple[Mapping[str, Any], ...] = ()
     # The --by columns: results then hold every spec overall (group None) and per group.
     by: tuple[str, ...] = ()
+    # A comparison's arms (baseline, candidate): results then hold each arm and the delta.
+    arms: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -121,7 +123,12 @@ class Evaluation:
         return self.lookup(name)
 
     def lookup(self, name: str, group: Mapping[str, Any] | None = None, arm: str | None = None) -> MetricResult:
-        """The row of the results table for ``(spec or name, group, arm)``."""
+        """The row of the results table for ``(spec or name, group, arm)``.
+
+        In a comparison ``arm`` is ``baseline``, ``candidate`` or ``delta`` (the default).
+        """
+        if arm is None and self.arms:
+            arm = "delta"
         wanted = None if group is None else tuple(group.items())
         for r in self.results:
             if (r.spec == name or r.name == name) and r.key[1:] == (wanted, arm):
@@ -130,7 +137,7 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of SPEC section 5."""
-        return {
+        doc: dict[str, Any] = {
             "lossctl": self.version,
             "schema": 2,
             "input": self.input.to_dict(),
@@ -140,6 +147,9 @@ class Evaluation:
             "signature": dict(self.signature),
             "warnings": list(self.warnings),
         }
+        if self.arms:
+            doc["compare"] = {"baseline": self.input.files[0], "candidate": self.input.files[-1]}
+        return doc
 
     def _result_dict(self, r: MetricResult) -> dict[str, Any]:
         out = r.to_dict()
@@ -163,6 +173,7 @@ class Evaluation:
                     "spec": r.spec,
                     "kind": r.kind,
                     **({c: (None if r.group is None else r.group.get(c)) for c in self.by}),
+                    **({"arm": r.arm} if self.arms else {}),
                     "value": r.value,
                     "note": r.note,
                     "rows": r.rows,

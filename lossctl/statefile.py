@@ -264,9 +264,9 @@ def load(path: str) -> Loaded:
         raise DataError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"{path}: state file is corrupt ({type(exc).__name__}: {exc})") from None
-    if set(states) != set(plan.by_key):
+    if set(states) != set(plan.state_keys()):
         raise DataError(f"{path}: its states do not match its plan")
-    for key, acc in plan.by_key.items():
+    for key, acc in plan.state_keys().items():
         try:
             acc.check(states[key])
         except DataError as exc:

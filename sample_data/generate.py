@@ -91,6 +91,20 @@ def main() -> None:
     np.save(HERE / "multiclass_labels.npy", label)
     np.save(HERE / "multiclass_probs.npy", probs)
 
+    # Two models' scores for the same customers (lossctl compare): the binary
+    # file's model as the baseline, a retrained one as the candidate, and the
+    # candidate's rows in another order (compare --key id).
+    (HERE / "compare").mkdir(exist_ok=True)
+    ids, labels = binr["customer_id"].to_numpy(), binr["label"].to_numpy()
+    base = binr["score"].to_numpy()
+    logit = np.log(base / (1 - base)) + 0.35 * (2 * labels - 1) + rng.normal(0, 0.35, len(base))
+    cand = np.round(1 / (1 + np.exp(-logit)), 4).clip(0.0001, 0.9999)
+    common = {"id": ids, "y_true": labels, "channel": binr["channel"]}
+    pq.write_table(pa.table({**common, "y_pred": base}), HERE / "compare" / "baseline.parquet")
+    candidate = pa.table({**common, "y_pred": cand})
+    pq.write_table(candidate, HERE / "compare" / "candidate.parquet")
+    pq.write_table(candidate.take(rng.permutation(candidate.num_rows)), HERE / "compare" / "shuffled.parquet")
+
 
 if __name__ == "__main__":
     main()

@@ -66,9 +66,14 @@ def test_parse_rejects(text: str) -> None:
         parse_check(text)
 
 
-def test_delta_is_for_compare() -> None:
+def test_compare_targets_parse_and_are_for_compare_only() -> None:
+    check = parse_check("delta(auc).low > -0.01")
+    assert (check.arm, check.name, check.bound, check.threshold) == ("delta", "auc", "low", -0.01)
+    assert parse_check("baseline(huber:delta=2) < 1").arm == "baseline"
+    assert parse_check("candidate(auc[region=eu]) >= 0.9").scope == "region=eu"
+    bound = bind_checks([check], [])[1]
     with pytest.raises(UsageProblem, match="lossctl compare"):
-        parse_check("delta(auc) > -0.01")
+        judge(bound, [object()])
 
 
 def test_single_equals_gets_a_hint() -> None:

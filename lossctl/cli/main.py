@@ -143,6 +143,7 @@ def cli(traceback: bool) -> None:
 
 
 def _register_commands() -> None:
+    from lossctl.cli.compare import compare_command
     from lossctl.cli.eval import eval_command
     from lossctl.cli.explain import explain_command
     from lossctl.cli.inspect import inspect_command
@@ -154,6 +155,7 @@ def _register_commands() -> None:
     cli.add_command(inspect_command)
     cli.add_command(worst_command)
     cli.add_command(merge_command)
+    cli.add_command(compare_command)
     cli.add_command(list_command)
     cli.add_command(explain_command)
 

@@ -89,6 +89,8 @@ def display_name(r: MetricResult) -> str:
     group = r.extra.get("group")
     if isinstance(group, dict) and group:
         name += " [" + ", ".join(f"{k}={v}" for k, v in group.items()) + "]"
+    if r.arm is not None and r.arm != "delta":
+        name += f" · {r.arm}"
     return name
 
 

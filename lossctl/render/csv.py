@@ -3,7 +3,8 @@
 Columns: ``name, spec, kind, value, note, rows, direction, params`` (JSON),
 ``resolved_from`` and ``extra`` (JSON of any further fields: ``per_class``,
 ``group``); with ``--by`` a column per group column after ``kind``; with
-``--ci``, ``ci_low, ci_high, se`` after ``value``. An undefined value is an empty cell with its ``note``. Checks
+``--ci``, ``ci_low, ci_high, se`` after ``value``; in a comparison, ``arm``
+before ``value`` (and ``p_value`` after ``se``). An undefined value is an empty cell with its ``note``. Checks
 are not rows of this table; the exit code and the JSON document carry them.
 """
 
@@ -23,9 +24,10 @@ def _json(value: Any) -> str:
     return json.dumps(value, allow_nan=False, ensure_ascii=False, sort_keys=True, default=str)
 
 
-def _bounds(ci: Any) -> list[str]:
+def _bounds(ci: Any, p_value: bool) -> list[str]:
     ci = ci or {}
-    return ["" if ci.get(k) is None else repr(float(ci[k])) for k in ("low", "high", "se")]
+    keys = ("low", "high", "se", "p_value") if p_value else ("low", "high", "se")
+    return ["" if ci.get(k) is None else repr(float(ci[k])) for k in keys]
 
 
 def to_csv(evaluation: Evaluation) -> str:
@@ -34,8 +36,9 @@ def to_csv(evaluation: Evaluation) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     by = list(evaluation.by)
     intervals = any(r.ci is not None for r in evaluation.results)
-    bounds = ["ci_low", "ci_high", "se"] if intervals else []
-    writer.writerow([*COLUMNS[:3], *by, COLUMNS[3], *bounds, *COLUMNS[4:]])
+    arms = ["arm"] if evaluation.arms else []
+    bounds = (["ci_low", "ci_high", "se"] + (["p_value"] if arms else [])) if intervals else []
+    writer.writerow([*COLUMNS[:3], *by, *arms, COLUMNS[3], *bounds, *COLUMNS[4:]])
     params: dict[str, str] = {}  # per spec: the same for every group
     for r in evaluation.results:
         if r.spec not in params:
@@ -48,8 +51,9 @@ def to_csv(evaluation: Evaluation) -> str:
                 r.spec,
                 r.kind,
                 *key,
+                *([r.arm or ""] if arms else []),
                 "" if r.value is None else repr(float(r.value)),
-                *(_bounds(r.ci) if intervals else []),
+                *(_bounds(r.ci, bool(arms)) if intervals else []),
                 r.note or "",
                 r.rows,
                 r.direction,

@@ -103,7 +103,7 @@ def to_junit(evaluation: Evaluation, *, timestamp: datetime | None = None, hostn
         ("lossctl.version", evaluation.version),
         ("input.files", ", ".join(evaluation.input.files)),
         ("input.rows", str(evaluation.input.rows)),
-        *((f"result.{r.spec}", _value_text(r.value)) for r in evaluation.results),
+        *((f"result.{r.spec}{'' if r.arm is None else '.' + r.arm}", _value_text(r.value)) for r in evaluation.results),
     ])
     if checks:
         classname = f"{SUITE}.checks"

@@ -20,6 +20,7 @@ from lossctl.render import (
     group_grid,
     per_class,
 )
+from lossctl.render.compare import compare_rows, delta_grid
 from lossctl.results import Evaluation
 
 _SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
@@ -70,6 +71,10 @@ def to_markdown(evaluation: Evaluation) -> str:
     if inp.rows_dropped:
         summary += f" ({inp.rows_dropped:,} dropped)"
     lines += [summary, ""]
+    if evaluation.arms:
+        lines += _compare_lines(evaluation)
+        lines += _checks_and_warnings(evaluation)
+        return "\n".join(lines) + "\n"
     lines.append(_row(["name", "kind", "value", "", "note"]))
     lines.append("| --- | --- | ---: | :---: | --- |")
     for r in evaluation.overall:
@@ -85,6 +90,12 @@ def to_markdown(evaluation: Evaluation) -> str:
         lines += ["", f"**By {escape(', '.join(evaluation.by))}**", "", _row([escape(h) for h in headers])]
         lines.append("| " + " | ".join("---" if i < len(evaluation.by) else "---:" for i in range(len(headers))) + " |")
         lines += [_row([escape(c) for c in row]) for row in rows]
+    lines += _checks_and_warnings(evaluation)
+    return "\n".join(lines) + "\n"
+
+
+def _checks_and_warnings(evaluation: Evaluation) -> list[str]:
+    lines: list[str] = []
     if evaluation.checks:
         lines += ["", _row(["check", "value", "result", "note"]), "| --- | ---: | :---: | --- |"]
         for c in evaluation.checks:
@@ -95,7 +106,25 @@ def to_markdown(evaluation: Evaluation) -> str:
     if evaluation.warnings:
         lines += ["", "**Warnings**", ""]
         lines += [f"- {escape(w)}" for w in evaluation.warnings]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+_MARK = {"better": "🟢 better", "worse": "🔴 worse", "same": "⚪ same"}
+
+
+def _compare_lines(evaluation: Evaluation) -> list[str]:
+    """A pull-request comment: baseline, candidate, delta per spec (and per group with --by)."""
+    header, rows, changes = compare_rows(evaluation)
+    lines = [_row(header[:-1] + ["change"]), "| --- | " + " | ".join("---:" for _ in header[1:-1]) + " | --- |"]
+    for row, change in zip(rows, changes, strict=True):
+        cells = [code(row[0]), *(escape(c) for c in row[1:-1]), _MARK.get(change or "", escape(row[-1]))]
+        lines.append(_row(cells))
+    headers, grid, _ = delta_grid(evaluation)
+    if headers:
+        lines += ["", f"**Delta by {escape(', '.join(evaluation.by))}**", "", _row([escape(h) for h in headers])]
+        lines.append("| " + " | ".join("---" if i < len(evaluation.by) else "---:" for i in range(len(headers))) + " |")
+        lines += [_row([escape(c) for c in row]) for row in grid]
+    return lines
 
 
 def markdown_error(message: str, files: Sequence[str]) -> str:

@@ -24,6 +24,7 @@ from lossctl.render import (
     per_class,
     rich_text,
 )
+from lossctl.render.compare import compare_rows, delta_grid
 from lossctl.results import Evaluation
 
 SIGNIFICANT = 6
@@ -77,6 +78,8 @@ def to_table(evaluation: Evaluation, *, stdout: bool = False, width: int | None 
     caption = f"{_columns_line(evaluation)}\ntask: {inp.task or 'unknown'} · {inp.rows:,} rows read"
     if inp.rows_dropped:
         caption += f", {inp.rows_dropped:,} dropped"
+    if evaluation.arms:
+        return _compare_table(evaluation, title, caption, stdout=stdout, width=width)
     table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
     table.add_column("name", overflow="fold")
     table.add_column("kind")
@@ -97,6 +100,33 @@ def to_table(evaluation: Evaluation, *, stdout: bool = False, width: int | None 
             groups.add_column(h, justify="left" if i < len(evaluation.by) else "right")
         for row in rows:
             groups.add_row(*(Text(cell) for cell in row))
+        parts += [Text(""), groups]
+    if evaluation.checks:
+        parts += [Text(""), _checks_table(evaluation)]
+    return rich_text(*parts, stdout=stdout, width=width)
+
+
+_STYLE = {"better": "green", "worse": "red"}
+
+
+def _compare_table(evaluation: Evaluation, title: str, caption: str, *, stdout: bool, width: int | None) -> str:
+    """``lossctl compare``: baseline, candidate and delta per spec; the delta green when better, red when worse."""
+    header, rows, changes = compare_rows(evaluation)
+    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i == 0 or i == len(header) - 1 else "right", overflow="fold")
+    for row, change in zip(rows, changes, strict=True):
+        style = _STYLE.get(change or "", "")
+        cells = [Text(cell, style=style if i in (3, len(row) - 1) else "") for i, cell in enumerate(row)]
+        table.add_row(*cells)
+    parts: list[Table | Text] = [table]
+    headers, grid, grid_changes = delta_grid(evaluation)
+    if headers:
+        groups = Table(title=f"delta by {', '.join(evaluation.by)}", title_justify="left")
+        for i, h in enumerate(headers):
+            groups.add_column(h, justify="left" if i < len(evaluation.by) else "right")
+        for row, marks in zip(grid, grid_changes, strict=True):
+            groups.add_row(*(Text(cell, style=_STYLE.get(m or "", "")) for cell, m in zip(row, marks, strict=True)))
         parts += [Text(""), groups]
     if evaluation.checks:
         parts += [Text(""), _checks_table(evaluation)]
