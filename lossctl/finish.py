@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
+
 from lossctl._version import __version__
 from lossctl.accumulate import Value
 from lossctl.batch import EPSILON
@@ -50,7 +52,11 @@ class _Table:
         if groups is None:
             return
         # A group all of whose rows were dropped (--nan drop) was never observed.
-        seen = [i for i in range(len(groups)) if any(i * stride < st.slots and st.rows(i * stride) for st in own.values())]
+        observed = np.zeros(len(groups), dtype=bool)
+        for st in own.values():
+            counts = st.data["rows"][: len(groups) * stride : stride]
+            observed[: len(counts)] |= counts > 0
+        seen = np.flatnonzero(observed).tolist()
         order = sorted(seen, key=lambda i: sort_key(groups[i]))
         self.keys = [key_dict(plan.by, groups[i]) for i in order]
         bases = [i * stride for i in order]

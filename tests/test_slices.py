@@ -194,3 +194,17 @@ def test_a_group_whose_rows_are_all_dropped_is_not_reported(tmp_path: Path) -> N
     ev = lossctl.evaluate(str(path), loss="mse", by="g", nan="drop")
     assert [r.group for r in ev.results] == [None, {"g": "b"}]
     assert ev.results[1].value == pytest.approx(0.125)
+
+
+def test_many_results_are_written_compact_as_the_same_document(monkeypatch: Any) -> None:
+    import json
+
+    import lossctl.render.json as rendering
+
+    ev = lossctl.evaluate("sample_data/regression.csv", loss="mse,mae", by="region")
+    pretty = rendering.to_json(ev)
+    monkeypatch.setattr(rendering, "COMPACT_AFTER", 3)
+    compact = rendering.to_json(ev)
+    assert json.loads(compact) == json.loads(pretty)
+    assert list(json.loads(compact)) == list(json.loads(pretty))
+    assert compact.count("\n") == 1 < pretty.count("\n")
