@@ -34,27 +34,32 @@ _AT_ONCE = 8
 
 
 def fold(
-    rep: Replication, updates: Sequence[tuple[Accumulator, State]], batch: Batch, groups: np.ndarray | None
+    rep: Replication, work: Sequence[tuple[Batch, Sequence[tuple[Accumulator, State]]]], groups: np.ndarray | None
 ) -> None:
     """Fold a chunk's rows into the replicate slots of every state.
 
-    ``batch.rows`` holds the rows' global numbers; ``groups`` the group of
-    each row (``None``: one group), whose slots start at ``group * stride``.
+    ``work`` pairs batches of the same rows (a comparison's arms: the same
+    ``y_true``, weights and ``rows``, other predictions) with the states
+    each updates; ``batch.rows`` holds the rows' global numbers, ``groups``
+    the group of each row (``None``: one group), whose slots start at
+    ``group * stride``. The linear states of every batch share one matrix
+    product, so the weights are generated once per block of rows.
     """
     linear: list[tuple[Accumulator, State, list[Any], Any]] = []
-    others: list[tuple[Accumulator, State]] = []
-    for acc, state in updates:
-        if acc.keeps_rows:
-            continue
-        form = acc.linear(batch)
-        if form is None:
-            others.append((acc, state))
-        else:
-            linear.append((acc, state, *form))
+    for batch, updates in work:
+        others: list[tuple[Accumulator, State]] = []
+        for acc, state in updates:
+            if acc.keeps_rows:
+                continue
+            form = acc.linear(batch)
+            if form is None:
+                others.append((acc, state))
+            else:
+                linear.append((acc, state, *form))
+        if others:
+            _fold_reweighted(rep, others, batch, groups)
     if linear:
-        _fold_linear(rep, linear, batch, groups)
-    if others:
-        _fold_reweighted(rep, others, batch, groups)
+        _fold_linear(rep, linear, work[0][0], groups)
 
 
 def _fold_linear(

@@ -135,6 +135,7 @@ class Lane:
             return
         if plan.arms:
             pairing.check_same_truth(arrays, self.selection, start, kept)
+        work = []
         for number, arm in enumerate(plan.arms or (None,)):
             pred = arrays["y_pred"] if arm in (None, pairing.BASELINE) else arrays[pairing.PRED]
             batch = Batch(arrays["y_true"], pred, weight, groups=groups)
@@ -142,6 +143,11 @@ class Lane:
                 self._fold(start, n, kept, batch, arm, number * len(plan.specs))
             except ValueProblem as problem:
                 raise DataError(located(problem, self.selection, start, kept, arm)) from None
+            work.append((batch, self.updates[arm]))
+        if plan.replication is not None:
+            # Every arm's replicates at once: the weights depend on the rows only.
+            groups = work[0][0].groups
+            bootstrap.fold(plan.replication, work, None if groups is None else groups // self.stride)
 
     def _fold(self, start: int, n: int, kept: np.ndarray | None, batch: Batch, arm: str | None, offset: int) -> None:
         partial, plan = self.partial, self.plan
@@ -180,8 +186,6 @@ class Lane:
                 parts = batch.by_group()
             for part in parts:
                 acc.update(state, part)
-        if rep is not None:
-            bootstrap.fold(rep, updates, batch, None if groups is None else groups // stride)
 
 
 def located(
