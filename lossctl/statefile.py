@@ -235,6 +235,17 @@ def _groups(doc: Any, by: tuple[str, ...]) -> list[tuple[Any, ...]] | None:
     return keys
 
 
+def partial_of(header: Mapping[str, Any], states: dict[str, State], by: tuple[str, ...]) -> Partial:
+    """The partial a decoded header and its states describe (see :func:`decode`)."""
+    return Partial(
+        states,
+        rows=int(header["input"]["rows"]),
+        dropped=int(header["input"]["dropped"]),
+        warned={int(i): (int(row), str(text)) for i, row, text in header["warned"]},
+        groups=_groups(header.get("groups"), by),
+    )
+
+
 def load(path: str) -> Loaded:
     """Read and check one state file: exit 3 when unreadable, corrupt or truncated."""
     try:
@@ -250,13 +261,7 @@ def load(path: str) -> Loaded:
     header, states = decode(data, path)
     try:
         plan = Plan.from_dict(header["plan"], header["input"].get("sources"))
-        partial = Partial(
-            states,
-            rows=int(header["input"]["rows"]),
-            dropped=int(header["input"]["dropped"]),
-            warned={int(i): (int(row), str(text)) for i, row, text in header["warned"]},
-            groups=_groups(header.get("groups"), plan.by),
-        )
+        partial = partial_of(header, states, plan.by)
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
