@@ -96,11 +96,12 @@ def dask_processes(env: Mapping[str, str] | None = None, workers: int = 2, timeo
             [*dask, "--host", "127.0.0.1", "--port", str(port), "--no-dashboard", "--no-show"], env=full, **quiet
         ))
         deadline = time.monotonic() + timeout
-        _wait_for(port, procs, deadline)
+        # The workers start with the scheduler (their imports overlap) and connect when it listens.
         worker = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--host", "127.0.0.1",
-                  "--nthreads", "1", "--no-dashboard", "--memory-limit", "0"]
+                  "--nthreads", "1", "--no-dashboard", "--memory-limit", "0", "--no-nanny"]
         for _ in range(workers):
             procs.append(subprocess.Popen(worker, env=full, **quiet))
+        _wait_for(port, procs, deadline)
         with Client(address, timeout=timeout) as c:
             c.wait_for_workers(workers, timeout=max(1.0, deadline - time.monotonic()))
         yield address
