@@ -348,7 +348,7 @@ def _projection(costs: dict[str, Any]) -> str:
     task = per_row * rows / files
     merges = sum(math.ceil(files / 8**k) for k in range(1, 5) if files / 8 ** (k - 1) > 1)
     depth = math.ceil(math.log(files, 8))
-    plan = costs["plan_s"] / 32 * files
+    plan = costs["plan_s"] / costs["pieces"] * files
     return (
         f"Projection for 1,000,000,000 rows in {files:,} files (1M rows each), these 8 metrics: each fold "
         f"task ~{task:.2f} s of one core, {files:,} of them ({task * files / 60:.0f} core-minutes), so with W "

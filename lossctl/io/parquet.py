@@ -24,6 +24,7 @@ from lossctl.io.base import check_unchanged, natural_key, release_range
 from lossctl.io.remote import is_uri, kind, listed, open_input
 
 PARQUET_EXTENSIONS = (".parquet", ".pq", ".parq")
+_REMOTE_OPENS = 16
 
 
 def _is_parquet_name(name: str) -> bool:
@@ -157,7 +158,14 @@ def _open(path: str) -> _Mapped | _Remote:
 def open_parquet_table(path: str) -> ArrowTable:
     """Open a Parquet file, directory or glob as a streaming table."""
     files = parquet_files(path)
-    opened = [_open(f) for f in files]
+    if len(files) > 1 and is_uri(path):
+        # Each remote footer is a round trip or two: fetch them side by side.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(_REMOTE_OPENS, len(files))) as pool:
+            opened = list(pool.map(_open, files))
+    else:
+        opened = [_open(f) for f in files]
     schema: pa.Schema = opened[0].file.schema_arrow
     for f, pf in zip(files[1:], opened[1:], strict=True):
         if pf.file.schema_arrow.names != schema.names:
