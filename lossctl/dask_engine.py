@@ -71,6 +71,8 @@ def run(request: Request, on_chunk: Callable[[int], None] | None = None) -> Eval
     _distributed()
     if request.per_row is not None:
         raise UsageProblem("--per-row writes the rows in order: it needs the local engine (drop --engine dask)")
+    if "-" in request.files:
+        raise UsageProblem("--engine dask: standard input ('-') cannot be read by Dask workers; name files")
     payload = plugin_payload(request.plugins or ())
     plan, selection, slicer, chunks, stream = engine.prepare(request, on_chunk)
     close = getattr(stream, "close", None)
@@ -93,7 +95,7 @@ def run(request: Request, on_chunk: Callable[[int], None] | None = None) -> Eval
         "plugins": payload,
     }
     with client_for(request.scheduler) as client:
-        result = _map_reduce(client, base, split, on_chunk)
+        result = _map_reduce(client, base, split, on_chunk, engine.known_rows(selection) or 0)
     _, partial = from_wire(result)
     engine.raise_first_problem(partial, selection, iter(()))
     if slicer is not None:
@@ -111,6 +113,7 @@ def _map_reduce(
     base: dict[str, Any],
     split: list[dict[str, Any] | None],
     on_chunk: Callable[[int], None] | None,
+    total: int,
 ) -> Any:
     """One fold task per piece, merged in a fixed tree on the cluster; the root's result."""
     from distributed import as_completed
@@ -122,7 +125,7 @@ def _map_reduce(
         client.submit(fold_piece, {**base, "piece": piece}, key=f"lossctl-fold-{run_id}-{i}", pure=False)
         for i, piece in enumerate(split)
     ]
-    rows = {leaf.key: (piece or {}).get("rows", 0) for leaf, piece in zip(leaves, split, strict=True)}
+    rows = {leaf.key: total if piece is None else piece["rows"] for leaf, piece in zip(leaves, split, strict=True)}
     level, depth = leaves, 0
     while len(level) > 1:
         depth += 1

@@ -25,6 +25,7 @@ import numpy as np
 
 from lossctl.columns import Selection, select
 from lossctl.errors import DataError, LossctlError, UsageProblem
+from lossctl.io.remote import is_uri
 from lossctl.partial import Partial, merge
 from lossctl.plan import Plan
 from lossctl.request import Request
@@ -56,11 +57,13 @@ def pieces(selection: Selection, task_rows: int = TASK_ROWS) -> list[Piece] | No
     row = 0
     for path, group, rows in parts:
         last = out[-1] if out else None
-        if last is not None and last["path"] == path and last["rows"] + rows <= task_rows:
+        if last is not None and last["source"] == path and last["rows"] + rows <= task_rows:
             last["row_groups"].append(group)
             last["rows"] += rows
         else:
-            out.append({"path": path, "row_groups": [group], "first_row": row, "rows": rows})
+            # An absolute path: a worker's working folder may be another (its label stays the driver's).
+            where = path if is_uri(path) else os.path.abspath(path)
+            out.append({"source": path, "path": where, "row_groups": [group], "first_row": row, "rows": rows})
         row += rows
     return out
 

@@ -233,3 +233,15 @@ def test_per_row_needs_the_local_engine(tmp_path: Path) -> None:
     code, _, err = invoke("sample_data/regression.parquet", "-l", "mse", "--engine", "dask",
                           "--per-row", str(tmp_path / "rows.csv"))
     assert code == 2 and "--per-row" in err
+
+
+def test_standard_input_needs_the_local_engine() -> None:
+    result = CliRunner().invoke(cli, ["eval", "-", "-l", "mse", "--engine", "dask"], input="y_true,y_pred\n1,2\n")
+    assert result.exit_code == 2 and "standard input" in result.stderr
+
+
+def test_a_csv_is_one_task_with_the_local_numbers(cluster: str) -> None:
+    local, dask = both("sample_data/regression.csv", "sample_data/regression.csv", "-l", "mse,mae", "-m", "r2",
+                       "--by", "region", "--weight", "weight", "-f", "json", scheduler=cluster)
+    assert local[0] == dask[0] == 0, dask[2]
+    assert_same_results(dask[1], local[1])
