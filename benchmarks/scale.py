@@ -119,6 +119,7 @@ PAIRS = (
     ("s3_local_engine", "local"),
     ("s3_read_floor", "local"),
     ("s3_local_engine", "s3_read_floor"),
+    ("s3_dask", "dask"),
 )
 
 
@@ -172,11 +173,6 @@ class Servers:
     def __init__(self, workers: int) -> None:
         from distributed import LocalCluster
 
-        self.cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address="127.0.0.1:0", silence_logs=40,
-        )
-        self.address = self.cluster.scheduler_address
         port = free_port()
         moto = Path(sys.executable).with_name("moto_server")
         self.moto = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)],
@@ -192,6 +188,13 @@ class Servers:
                 break
             except OSError:
                 time.sleep(0.2)
+        # The workers read s3:// with the credentials of their own environment, as on a real cluster.
+        os.environ.update({k: v for k, v in self.s3_env.items() if k.startswith("AWS_")})
+        self.cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address="127.0.0.1:0", silence_logs=40,
+        )
+        self.address = self.cluster.scheduler_address
 
     def upload(self, folder: Path) -> str:
         import boto3
@@ -275,8 +278,11 @@ def measure(args: argparse.Namespace, folder: Path, servers: Servers, s3_uri: st
         "dask_own_cluster": ([lossctl, "eval", str(folder), *common, "--engine", "dask"], None),
         "s3_local_engine": ([lossctl, "eval", s3_uri, *common], servers.s3_env),
         "s3_read_floor": ([sys.executable, floor, s3_uri], servers.s3_env),
+        "s3_dask": ([lossctl, "eval", s3_uri, *common, "--engine", "dask", "--scheduler", servers.address],
+                    servers.s3_env),
     }
     times: dict[str, list[float]] = {k: [] for k in commands}
+    load = [os.getloadavg()[0]]
     values: dict[str, dict[str, float]] = {}
     names = list(commands)
     try:
@@ -290,6 +296,8 @@ def measure(args: argparse.Namespace, folder: Path, servers: Servers, s3_uri: st
                 if name != "s3_read_floor":
                     values[name] = values_of(out)
                 print(f"  {rep + 1}/{args.repeat} {name}: {wall:.2f} s", file=sys.stderr)
+            if rep == args.repeat // 2:
+                load.append(os.getloadavg()[0])
     finally:
         os.unlink(script)
         os.unlink(floor)
@@ -301,7 +309,8 @@ def measure(args: argparse.Namespace, folder: Path, servers: Servers, s3_uri: st
     ratios = {
         f"{a}/{b}": statistics.median(x / y for x, y in zip(times[a], times[b], strict=True)) for a, b in PAIRS
     }
-    return {"times": times, "medians": {k: statistics.median(v) for k, v in times.items()},
+    load.append(os.getloadavg()[0])
+    return {"times": times, "medians": {k: statistics.median(v) for k, v in times.items()}, "load": load,
             "ratios": ratios, "agreement": agreement, "values": reference}
 
 
@@ -309,6 +318,7 @@ def render(args: argparse.Namespace, rows: int, files: int, m: dict[str, Any], c
     def ratio(a: str, b: str) -> str:
         return f"{m['ratios'][f'{a}/{b}']:.2f}x"
 
+    load = ", ".join(f"{x:.1f}" for x in m["load"])
     agree = ", ".join(f"{k} {'agrees' if ok else 'DISAGREES'}" for k, ok in m["agreement"].items())
     per_task = costs["fold_s"]
     per_row_us = per_task / costs["rows_per_piece"] * 1e6
@@ -324,6 +334,9 @@ def render(args: argparse.Namespace, rows: int, files: int, m: dict[str, Any], c
         f"{args.repeat} repetitions, the order rotated between them; each ratio is taken within a repetition "
         "and the median over repetitions is shown. Ratios only: the machine is shared.",
         f"- Agreement with the local engine (1e-6): {agree}.",
+        f"- Load average of this {os.cpu_count()}-core machine (other sessions' work included) at the start, "
+        f"middle and end: {load}. Above the core count, the processes queue for the cores: the Dask runs "
+        "(a driver, a scheduler and two workers) lose more than the local engine's one process.",
         "",
         "| comparison | median ratio | target |",
         "|---|---:|---:|",
@@ -334,6 +347,7 @@ def render(args: argparse.Namespace, rows: int, files: int, m: dict[str, Any], c
         f"| pyarrow only reading the two columns from `s3://` / lossctl on local files | "
         f"{ratio('s3_read_floor', 'local')} | (the server's floor) |",
         f"| `s3://` lossctl / that floor | {ratio('s3_local_engine', 's3_read_floor')} | |",
+        f"| `s3://` with `--engine dask` / local files with `--engine dask` | {ratio('s3_dask', 'dask')} | |",
         "",
         "Per-task costs, measured in-process (medians):",
         "",
