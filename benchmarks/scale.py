@@ -139,7 +139,7 @@ def shard(source: Path, out: Path, files: int, rows: int | None) -> Path:
     if marker.exists():
         return out
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("*.parquet"):
+    for old in [*out.glob("*.parquet"), *out.glob(f".{files}-*")]:
         old.unlink()
     per = math.ceil(total / files)
     table = pq.read_table(source, columns=["y_true", "y_pred"]).slice(0, total)
@@ -382,7 +382,7 @@ def _projection(costs: dict[str, Any]) -> str:
         f"task ~{task:.2f} s of one core, {files:,} of them ({task * files / 60:.0f} core-minutes), so with W "
         f"workers ~{task * files:.0f}/W s; {merges} merge tasks in {depth} levels of at most 8, "
         f"~{costs['merge8_s'] * 1000:.0f} ms each, {depth * costs['merge8_s']:.2f} s on the critical path; "
-        f"the driver opens every footer before the first task (~{plan:.0f} s for {files:,} local files at the "
+        f"the driver opens every footer before the first task (~{plan:.1f} s for {files:,} local files at the "
         f"measured rate; remote footers cost a round trip each) and holds the plan, {files:,} piece "
         f"descriptions (~100 B each) and one state of {costs['state_bytes']:,} B at a time. Memory per worker "
         "is one chunk per lane plus one state, whatever the rows; a metric keeping every score (exact AUC, "
