@@ -9,7 +9,7 @@ TEST_STAMP := $(VENV)/.installed-test
 BENCH_VENV := .venv-bench
 BENCH_DATA ?= benchmarks/data
 
-.PHONY: run test bench bench-small bench-plugins samples clean
+.PHONY: run test bench bench-small bench-plugins bench-scale samples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,15 @@ bench-plugins: $(STAMP) $(BENCH_VENV)/.installed
 	$(BIN)/python -m compileall -q lossctl
 	$(BENCH_VENV)/bin/python benchmarks/generate.py --out $(BENCH_DATA)
 	$(BENCH_VENV)/bin/python benchmarks/plugin_overhead.py --data $(BENCH_DATA) --lossctl $(BIN)/lossctl --results benchmarks/PLUGINS.md
+
+# --engine dask and s3:// against the local engine on the 20M regression rows in 32 files:
+# a local Dask cluster and an S3-compatible server started on loopback; writes a section of
+# benchmarks/RESULTS.md. Needs the dask extra and the test extra's moto server in .venv.
+bench-scale: $(TEST_STAMP) $(BENCH_VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dask,test]'
+	$(BIN)/python -m compileall -q lossctl
+	$(BENCH_VENV)/bin/python benchmarks/generate.py --only regression --out $(BENCH_DATA)
+	$(BIN)/python benchmarks/scale.py --data $(BENCH_DATA) --lossctl $(BIN)/lossctl
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .hypothesis

@@ -224,3 +224,25 @@ READ_ONLY_TOOLS = frozenset({"floor"})
 EXIT_UNAVAILABLE = 4
 #: Exit status with which a peer script says "this tool does not do this workload".
 EXIT_NOT_APPLICABLE = 5
+
+
+# RESULTS.md holds run.py's report and, between these markers, scale.py's section:
+# each script rewrites its own part and keeps the other's.
+SCALE_BEGIN, SCALE_END = "<!-- scale:begin -->", "<!-- scale:end -->"
+
+
+def scale_section(text: str) -> str:
+    """The scale section of a report (empty when it has none)."""
+    if SCALE_BEGIN not in text or SCALE_END not in text:
+        return ""
+    return SCALE_BEGIN + text.split(SCALE_BEGIN, 1)[1].split(SCALE_END, 1)[0] + SCALE_END + "\n"
+
+
+def with_scale_section(text: str, section: str) -> str:
+    """``text`` with its scale section replaced by ``section`` (appended when it has none)."""
+    if not section:
+        return text
+    old = scale_section(text)
+    if old:
+        return text.replace(old, section)
+    return text.rstrip("\n") + "\n\n" + section

@@ -59,6 +59,8 @@ from common import (
     TOOL_LABELS,
     WORKLOADS,
     Workload,
+    scale_section,
+    with_scale_section,
 )
 
 PEERS_SCRIPT = BENCH_DIR / "peers.py"
@@ -1035,7 +1037,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(h.workdir, ignore_errors=True)
 
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(redact(render_report(h, info), args))
+    # scale.py's section (benchmarks/scale.py) is kept as it was.
+    kept = scale_section(args.results.read_text()) if args.results.exists() else ""
+    args.results.write_text(with_scale_section(redact(render_report(h, info), args), kept))
     raw_path = args.results.with_suffix(".json")
     raw_path.write_text(redact(json.dumps(raw_json(h, info), indent=1) + "\n", args))
     print(f"wrote {args.results} and {raw_path}", file=sys.stderr)

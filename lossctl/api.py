@@ -70,6 +70,10 @@ def run(request: Request, on_chunk: Callable[[int], None] | None = None) -> Eval
 def _run(request: Request, on_chunk: Callable[[int], None] | None) -> Evaluation:
     from lossctl import engine
 
+    if request.engine == "dask":
+        from lossctl import dask_engine
+
+        return dask_engine.run(request, on_chunk)
     if request.per_row is None:
         return engine.run(request, on_chunk)
     from dataclasses import replace

@@ -37,10 +37,9 @@ def _role_array(role: RoleColumns, chunk: dict[str, np.ndarray]) -> F64:
 
 
 def _assemble(
-    chunks: Iterator[dict[str, np.ndarray]], roles: list[RoleColumns], slicer: Slicer | None
+    chunks: Iterator[dict[str, np.ndarray]], roles: list[RoleColumns], slicer: Slicer | None, start: int = 0
 ) -> Iterator[dict[str, F64]]:
     """Column chunks of one table to ``{role: array}`` chunks (and ``group`` ids with ``--by``)."""
-    start = 0
     for chunk in chunks:
         out = {role.role: _role_array(role, chunk) for role in roles}
         if slicer is not None:
@@ -90,11 +89,13 @@ def slicer_for(selection: Selection, columns: Sequence[str], max_groups: int) ->
 
 
 def aligned_chunks(
-    selection: Selection, rows: int, slicer: Slicer | None = None
+    selection: Selection, rows: int, slicer: Slicer | None = None, first_row: int = 0
 ) -> Iterator[tuple[int, dict[str, F64]]]:
     """Yield ``(first_row, {role: array})`` with every role aligned, ``rows`` rows a chunk.
 
     With a ``slicer``, each chunk also has ``group``: the group id of every row.
+    ``first_row``: the global row number of the selection's first row (a
+    piece of a dataset read on its own).
     """
     groups: dict[int, tuple[Table, list[RoleColumns]]] = {}
     for role in selection.roles():
@@ -109,7 +110,7 @@ def aligned_chunks(
             convert = own.converters()
         # Decoding, rechunking and assembling the role arrays run ahead in a
         # reader thread, overlapped with the metric kernels in this one.
-        assembled = _assemble(rechunk(table.chunks(names, rows, convert), rows), roles, own)
+        assembled = _assemble(rechunk(table.chunks(names, rows, convert), rows), roles, own, first_row)
         streams.append((table, roles, prefetch(assembled)))
     if len(streams) > 1:
         counts = {t.label: t.num_rows for t, _, _ in streams}
@@ -117,7 +118,7 @@ def aligned_chunks(
         if len(set(known.values())) > 1:
             detail = " but ".join(f"{k} has {v} rows" for k, v in known.items())
             raise DataError(f"row counts differ: {detail}")
-    start = 0
+    start = first_row
     while True:
         out: dict[str, F64] = {}
         ended: list[str] = []

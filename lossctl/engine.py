@@ -20,7 +20,7 @@ import numpy as np
 
 from lossctl import bootstrap, pairing
 from lossctl.batch import F64, Batch
-from lossctl.chunks import GROUP, aligned_chunks, slicer_for
+from lossctl.chunks import GROUP, Slicer, aligned_chunks, slicer_for
 from lossctl.columns import Selection
 from lossctl.errors import DataError, UsageProblem, ValueProblem
 from lossctl.finish import finish, signature
@@ -322,6 +322,35 @@ def evaluate(
     Returns the plan, the partial of every row (no error in it), the column
     selection and the input files' labels.
     """
+    plan, selection, slicer, chunks, stream = prepare(request, on_chunk, compare)
+    partial = fold(plan, selection, chunks, on_chunk, on_rows, request.first_row)
+    if not compare and len(request.files) == 2:
+        hint = pairing.two_models_warning(
+            request.files, selection, lambda path: open_one(path, request.input_format, request.delimiter)
+        )
+        if hint is not None:
+            partial.warned[-1] = (0, hint)
+    partial.first_row = request.first_row
+    raise_first_problem(partial, selection, stream)
+    if slicer is not None:
+        partial.groups = list(slicer.index.keys)
+    return plan, partial, selection, input_files(request, plan)
+
+
+def input_files(request: Request, plan: Plan) -> tuple[str, ...]:
+    """The input files' labels: the FILE arguments, else the files the roles name."""
+    return tuple(request.files) or tuple(dict.fromkeys(role.source for role in plan.roles.values()))
+
+
+@np.errstate(all="ignore")
+def prepare(
+    request: Request, on_chunk: Callable[[int], None] | None = None, compare: bool = False
+) -> tuple[Plan, Selection, Slicer | None, Chunks, Chunks]:
+    """Open the input and decide the plan from the request and the first chunk (every engine's first step).
+
+    Returns the plan, the selection, the ``--by`` slicer, every chunk (the
+    first included) and the stream after the first chunk.
+    """
     if request.chunk_size < 1:
         raise UsageProblem(f"--chunk-size must be a positive number of rows, not {request.chunk_size}")
     if request.nan not in NAN_POLICIES:
@@ -361,19 +390,7 @@ def evaluate(
     arms = pairing.ARMS if compare else ()
     plan = decide(specs, checks, selection, request.nan, first_roles, tuple(dict.fromkeys(request.by)), rep, arms)
     chunks: Chunks = itertools.chain([first], stream) if first is not None else iter(())
-    partial = fold(plan, selection, chunks, on_chunk, on_rows, request.first_row)
-    if not compare and len(request.files) == 2:
-        hint = pairing.two_models_warning(
-            request.files, selection, lambda path: open_one(path, request.input_format, request.delimiter)
-        )
-        if hint is not None:
-            partial.warned[-1] = (0, hint)
-    partial.first_row = request.first_row
-    raise_first_problem(partial, selection, stream)
-    if slicer is not None:
-        partial.groups = list(slicer.index.keys)
-    files = tuple(request.files) or tuple(dict.fromkeys(role.source for role in plan.roles.values()))
-    return plan, partial, selection, files
+    return plan, selection, slicer, chunks, stream
 
 
 def run(
@@ -384,6 +401,11 @@ def run(
 ) -> Evaluation:
     """Evaluate a request in one pass (see :func:`evaluate`) and finish it."""
     plan, partial, _, files = evaluate(request, on_chunk, on_rows, compare)
+    return conclude(request, plan, partial, files)
+
+
+def conclude(request: Request, plan: Plan, partial: Partial, files: tuple[str, ...]) -> Evaluation:
+    """Save the states when asked (``--save-state``) and finish: the last step of every engine."""
     if request.save_state is not None:
         from lossctl.statefile import save
 

@@ -136,6 +136,14 @@ OPTIONS: tuple[Option, ...] = (
            "Custom losses: a Python file (PATH.py) or module (package.module) whose functions "
            "fn(y_true, y_pred) become names; repeatable. A plugin is code: it runs.",
            default=(), multiple=True, config="plugins", metavar="PATH.py|MODULE", commands=_NAMES),
+    Option("engine", ("--engine",),
+           "Where the rows are folded: here on threads, or on a Dask cluster, one task per file or Parquet "
+           "row group (pip install 'lossctl[dask]').  [default: local]",
+           default="local", type=("local", "dask"), config="engine", commands=frozenset({EVAL})),
+    Option("scheduler", ("--scheduler",),
+           "With --engine dask: the address of a running Dask scheduler; without it a local cluster sized "
+           "to this machine is started and closed.",
+           config="scheduler", metavar="ADDRESS", commands=frozenset({EVAL})),
     Option("per_row", ("--per-row",),
            "Also write each row's loss (row number + one column per per-row loss) to FILE (.parquet or .csv), streaming.",
            metavar="FILE", complete="path"),

@@ -139,6 +139,9 @@ def _write(fh: BinaryIO, plan: Plan, partial: Partial, files: Sequence[str]) -> 
     digest = hashlib.sha256(head)
     fh.write(head)
     for piece in pieces:
+        if piece.nbytes == 0:
+            # Nothing to write (an empty (0, D) chunk cannot even be viewed as bytes).
+            continue
         view = memoryview(np.ascontiguousarray(piece)).cast("B")
         digest.update(view)
         fh.write(view)
@@ -236,6 +239,21 @@ def _groups(doc: Any, by: tuple[str, ...]) -> list[tuple[Any, ...]] | None:
     return keys
 
 
+def partial_of(header: Mapping[str, Any], states: dict[str, State], by: tuple[str, ...]) -> Partial:
+    """The partial a decoded header and its states describe (see :func:`decode`)."""
+    ci = header["plan"].get("ci")
+    partial = Partial(
+        states,
+        rows=int(header["input"]["rows"]),
+        dropped=int(header["input"]["dropped"]),
+        warned={int(i): (int(row), str(text)) for i, row, text in header["warned"]},
+        groups=_groups(header.get("groups"), by),
+        stride=1 if ci is None else int(ci["replicates"]) + 1,
+    )
+    partial.first_row = int(header["input"].get("first_row", 0))
+    return partial
+
+
 def load(path: str) -> Loaded:
     """Read and check one state file: exit 3 when unreadable, corrupt or truncated."""
     try:
@@ -251,15 +269,7 @@ def load(path: str) -> Loaded:
     header, states = decode(data, path)
     try:
         plan = Plan.from_dict(header["plan"], header["input"].get("sources"))
-        partial = Partial(
-            states,
-            rows=int(header["input"]["rows"]),
-            dropped=int(header["input"]["dropped"]),
-            warned={int(i): (int(row), str(text)) for i, row, text in header["warned"]},
-            groups=_groups(header.get("groups"), plan.by),
-            stride=1 if plan.replication is None else plan.replication.stride,
-        )
-        partial.first_row = int(header["input"].get("first_row", 0))
+        partial = partial_of(header, states, plan.by)
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:

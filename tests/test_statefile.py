@@ -250,3 +250,20 @@ def test_rows_of_a_directory_given_again_as_a_file_are_refused(tmp_path: Path) -
     assert run("eval", folder, "-l", "mse", "--save-state", whole, "-f", "json").exit_code == 0
     assert run("eval", folder / "part-1.parquet", "-l", "mse", "--save-state", part, "-f", "json").exit_code == 0
     one_line(run("merge", whole, part), 3, "part-1.parquet", "twice")
+
+
+def test_empty_chunks_of_several_columns_are_written(tmp_path: Path) -> None:
+    # A shard whose slot got no rows keeps an empty (0, D) chunk: it has no bytes to write.
+    from lossctl.engine import evaluate
+    from lossctl.options import request_from_keywords
+    from lossctl.request import Request
+    from lossctl.statefile import decode, encode
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"y_true": [1.0, 2.0, 3.0], "y_pred": [1.5, 2.0, 2.0]}), path)
+    request = Request(**request_from_keywords((str(path),), {"metric": "median_absolute_error"}))
+    plan, partial, _, files = evaluate(request)
+    state = partial.states[plan.accumulators[0].key]
+    state.append("abs_error", 0, np.zeros((0, 1)))
+    header, states = decode(bytearray(encode(plan, partial, files)), "x")
+    assert states[plan.accumulators[0].key].rows(0) == 3

@@ -51,6 +51,10 @@ def eval_command(
     With --by COL, every value is also computed per group of COL (and the
     observed combinations of several --by columns), in the same pass.
 
+    FILEs may be s3://, gs://, hdfs:// or file:// paths (directories and
+    globs too). With --engine dask the rows are folded on a Dask cluster,
+    one task per Parquet file's row groups, with the same numbers.
+
     With --save-state FILE, the run's partial states are written too: run
     eval on each shard of a dataset, then 'lossctl merge' the states for the
     result one pass over all rows gives.

@@ -1,7 +1,9 @@
 """Readers: one module per format family, chosen by extension (SPEC section 2).
 
 ``open_table(paths)`` returns one :class:`~lossctl.io.base.Table` for one or
-several FILE arguments (several files are one concatenated table).
+several FILE arguments (several files are one concatenated table). A path
+with a scheme (``s3://``, ``gs://``, ``hdfs://``, ``file://``) is read
+through ``pyarrow.fs`` (``lossctl.io.remote``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 from collections.abc import Iterator, Sequence
 
 from lossctl.errors import DataError, UsageProblem
+from lossctl.io import remote
 from lossctl.io.base import Arrays, ColumnInfo, Converters, Table, natural_key, rechunk
 
 __all__ = ["FORMATS", "Arrays", "ColumnInfo", "Table", "detect_format", "natural_key", "open_one", "open_table", "rechunk"]
@@ -55,6 +58,8 @@ def detect_format(path: str, override: str | None = None) -> str:
     fmt = data_extension(path)
     if fmt:
         return fmt
+    if remote.is_uri(path):
+        return _remote_format(path)
     if os.path.isdir(path):
         return "parquet"
     if glob.has_magic(path):
@@ -70,9 +75,42 @@ def detect_format(path: str, override: str | None = None) -> str:
     )
 
 
+def _remote_format(uri: str) -> str:
+    """The format of a URI without a data extension: a directory or glob of Parquet files, or none."""
+    if glob.has_magic(uri):
+        matches = remote.listed(uri, lambda name: True)
+        if not matches:
+            raise DataError(f"{uri}: no files match")
+        if all(data_extension(m) == "parquet" for m in matches):
+            return "parquet"
+    else:
+        found = remote.kind(uri)
+        if found == "directory":
+            return "parquet"
+        if found == "missing":
+            raise DataError(f"{uri}: no such file")
+    raise UsageProblem(f"{uri}: unknown file type; name the format with --input-format ({', '.join(FORMATS)})")
+
+
+def _open_remote(uri: str, fmt: str, delimiter: str | None) -> Table:
+    """A URI in a format other than Parquet: read from a local temporary copy, labelled by its URI."""
+    local = remote.local_copy(uri)
+    try:
+        table = open_one(local, fmt, delimiter)
+    except DataError as exc:
+        raise DataError(str(exc).replace(local, uri)) from None
+    if hasattr(table, "schema"):  # an Arrow-backed reader: its label is only a label
+        table.label = uri
+    return table
+
+
 def open_one(path: str, input_format: str | None = None, delimiter: str | None = None) -> Table:
     """Open one FILE argument with the reader its format calls for."""
+    if remote.scheme(path) == "file":
+        path = remote.filesystem(path)[1]  # a local file: the local readers, memory maps included
     fmt = detect_format(path, input_format)
+    if remote.is_uri(path) and fmt != "parquet":
+        return _open_remote(path, fmt, delimiter)
     if path != "-" and fmt != "parquet" and os.path.isdir(path):
         raise DataError(f"{path}: is a directory")
     if fmt in ("csv", "tsv"):
@@ -116,6 +154,9 @@ class ConcatTable(Table):
                     f"{t.label}: columns {', '.join(t.names)} differ from "
                     f"{first.label}: {', '.join(first.names)}; several files must share one schema"
                 )
+
+        parts = [t.parts for t in self.tables]
+        self.parts = None if any(p is None for p in parts) else [x for p in parts for x in p or ()]
 
     @property
     def num_rows(self) -> int | None:

@@ -145,14 +145,21 @@ def _list_to_numpy(array: pa.Array, label: str, name: str, start: int) -> np.nda
 
 
 class ArrowTable(Table):
-    """A table whose chunks come from an Arrow record-batch source."""
+    """A table whose chunks come from an Arrow record-batch source.
 
-    def __init__(self, label: str, schema: pa.Schema, batches: BatchSource, num_rows: int | None = None) -> None:
+    ``first_row``: the row number of its first row in a larger table (a
+    piece of a dataset read on its own), so that messages name global rows.
+    """
+
+    def __init__(
+        self, label: str, schema: pa.Schema, batches: BatchSource, num_rows: int | None = None, first_row: int = 0
+    ) -> None:
         self.label = label
         self.schema = schema
         self.columns = schema_columns(schema)
         self._batches = batches
         self._num_rows = num_rows
+        self.first_row = first_row
 
     @property
     def num_rows(self) -> int | None:
@@ -165,7 +172,7 @@ class ArrowTable(Table):
             if count > 1:
                 # Which of the two would be read is arbitrary: refuse rather than guess.
                 raise DataError(f"{self.label}: column '{name}' appears {count} times; give the columns distinct names")
-        start = 0
+        start = self.first_row
         for batch in guarded(self.label, self._batches(names, rows)):
             out: Arrays = {}
             for name in names:

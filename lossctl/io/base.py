@@ -52,6 +52,9 @@ class Table(ABC):
 
     label: str
     columns: tuple[ColumnInfo, ...]
+    # The pieces a distributed run may read apart: (file, Parquet row group, rows), in row order;
+    # None when the table cannot be split (a CSV's row counts are not known before reading it).
+    parts: list[tuple[str, int, int]] | None = None
 
     @property
     def num_rows(self) -> int | None:

@@ -2,6 +2,10 @@
 
 Row groups stream through ``ParquetFile.iter_batches`` with only the needed
 columns decoded; files are read in natural order (``part-9`` before ``part-10``).
+Local files are read from a memory map; URIs (``s3://...``) through
+``pyarrow.fs`` (``lossctl.io.remote``). A table lists its row groups
+(``parts``) and :func:`open_parquet_piece` reads some of them alone, with
+their global row numbers.
 """
 
 from __future__ import annotations
@@ -17,18 +21,36 @@ import pyarrow.parquet as pq
 from lossctl.errors import DataError
 from lossctl.io.arrow import READ_ERRORS, ArrowTable, unreadable
 from lossctl.io.base import check_unchanged, natural_key, release_range
+from lossctl.io.remote import is_uri, kind, listed, open_input
 
 PARQUET_EXTENSIONS = (".parquet", ".pq", ".parq")
+_REMOTE_OPENS = 16
+
+
+def _is_parquet_name(name: str) -> bool:
+    return name.lower().endswith(PARQUET_EXTENSIONS) and not name.startswith((".", "_"))
 
 
 def parquet_files(path: str) -> list[str]:
     """The files a Parquet argument stands for, in natural order."""
+    if is_uri(path):
+        if glob.has_magic(path):
+            found = listed(path, lambda name: not name.startswith((".", "_")))
+            if not found:
+                raise DataError(f"{path}: no files match")
+            return sorted(found, key=natural_key)
+        if kind(path) == "directory":
+            found = listed(path, _is_parquet_name)
+            if not found:
+                raise DataError(f"{path}: directory holds no Parquet files")
+            return sorted(found, key=natural_key)
+        return [path]
     if os.path.isdir(path):
         found = [
             os.path.join(root, name)
             for root, _, names in os.walk(path)
             for name in names
-            if name.lower().endswith(PARQUET_EXTENSIONS) and not name.startswith((".", "_"))
+            if _is_parquet_name(name)
         ]
         if not found:
             raise DataError(f"{path}: directory holds no Parquet files")
@@ -60,12 +82,13 @@ class _Mapped:
         # byte in the data then fails the read instead of changing a number.
         self.file = pq.ParquetFile(source, pre_buffer=False, page_checksum_verification=True)
 
-    def batches(self, names: Sequence[str], rows: int) -> Iterator[pa.RecordBatch]:
+    def batches(self, names: Sequence[str], rows: int, row_groups: Sequence[int] | None = None) -> Iterator[pa.RecordBatch]:
         meta = self.file.metadata
-        groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+        chosen = list(range(meta.num_row_groups)) if row_groups is None else list(row_groups)
+        groups = [meta.row_group(i) for i in chosen]
         group, first_row, done = 0, 0, 0
         released: dict[int, int] = {}  # column -> offset released up to, in the current group
-        batches = self.file.iter_batches(batch_size=rows, columns=list(names), use_threads=True)
+        batches = self.file.iter_batches(batch_size=rows, columns=list(names), row_groups=chosen, use_threads=True)
         while True:
             # pyarrow reads the next pages from the map in the next step: the file must still be whole.
             if self.map is not None:
@@ -111,9 +134,19 @@ def _release_columns(mapped: mmap.mmap, group: pq.RowGroupMetaData, share: float
             released[j] = end
 
 
-def _open(path: str) -> _Mapped:
+class _Remote:
+    """A Parquet file read through ``pyarrow.fs`` (footer and column chunks by range requests)."""
+
+    def __init__(self, uri: str) -> None:
+        self.file = pq.ParquetFile(open_input(uri), pre_buffer=True, page_checksum_verification=True)
+
+    def batches(self, names: Sequence[str], rows: int, row_groups: Sequence[int] | None = None) -> Iterator[pa.RecordBatch]:
+        return self.file.iter_batches(batch_size=rows, columns=list(names), row_groups=row_groups, use_threads=True)
+
+
+def _open(path: str) -> _Mapped | _Remote:
     try:
-        return _Mapped(path)
+        return _Remote(path) if is_uri(path) else _Mapped(path)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except PermissionError:
@@ -125,7 +158,14 @@ def _open(path: str) -> _Mapped:
 def open_parquet_table(path: str) -> ArrowTable:
     """Open a Parquet file, directory or glob as a streaming table."""
     files = parquet_files(path)
-    opened = [_open(f) for f in files]
+    if len(files) > 1 and is_uri(path):
+        # Each remote footer is a round trip or two: fetch them side by side.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(_REMOTE_OPENS, len(files))) as pool:
+            opened = list(pool.map(_open, files))
+    else:
+        opened = [_open(f) for f in files]
     schema: pa.Schema = opened[0].file.schema_arrow
     for f, pf in zip(files[1:], opened[1:], strict=True):
         if pf.file.schema_arrow.names != schema.names:
@@ -139,5 +179,21 @@ def open_parquet_table(path: str) -> ArrowTable:
         for pf in opened:
             yield from pf.batches(names, rows)
 
-    label = path if len(files) > 1 or files[0] != path else path
-    return ArrowTable(label, schema, batches, num_rows)
+    table = ArrowTable(path, schema, batches, num_rows)
+    table.parts = [
+        (f, i, pf.file.metadata.row_group(i).num_rows)
+        for f, pf in zip(files, opened, strict=True)
+        for i in range(pf.file.metadata.num_row_groups)
+    ]
+    return table
+
+
+def open_parquet_piece(path: str, row_groups: Sequence[int], label: str, first_row: int) -> ArrowTable:
+    """Some row groups of one Parquet file as a table of their own, labelled and numbered as in the whole."""
+    pf = _open(path)
+    num_rows = sum(pf.file.metadata.row_group(i).num_rows for i in row_groups)
+
+    def batches(names: Sequence[str], rows: int) -> Iterator[pa.RecordBatch]:
+        return pf.batches(names, rows, row_groups)
+
+    return ArrowTable(label, pf.file.schema_arrow, batches, num_rows, first_row)
