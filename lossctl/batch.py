@@ -19,6 +19,12 @@ F64 = NDArray[np.float64]
 
 # Keras's epsilon (keras.config.epsilon()), used where probabilities are clipped.
 EPSILON = 1e-7
+# The bounds Keras's cross-entropies clip probabilities to, as Keras applies them:
+# [eps, 1 - eps] rounded to float32 (Keras runs float32), so that a saturated
+# prediction gives Keras's number: y=0, p=1 is -log(1 - 0.99999988) = 15.942,
+# not -log(1e-7) = 16.118 (SPEC section 4).
+CLIP_LOW = float(np.float32(EPSILON))
+CLIP_HIGH = float(np.float32(1.0 - EPSILON))
 
 
 class Batch:
@@ -111,8 +117,8 @@ class Batch:
 
     @cached_property
     def clipped_pred(self) -> F64:
-        """``clip(y_pred, eps, 1 - eps)``, as Keras's binary cross-entropies clip."""
-        return np.clip(self.y_pred, EPSILON, 1.0 - EPSILON)
+        """``clip(y_pred, eps, 1 - eps)``, as Keras's binary cross-entropies clip (float32 bounds)."""
+        return np.clip(self.y_pred, CLIP_LOW, CLIP_HIGH)
 
     @cached_property
     def normalized_pred(self) -> F64:
@@ -123,7 +129,7 @@ class Batch:
         """
         p = as_rows(self.y_pred)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.clip(p / p.sum(axis=-1, keepdims=True), EPSILON, 1.0 - EPSILON)
+            return np.clip(p / p.sum(axis=-1, keepdims=True), CLIP_LOW, CLIP_HIGH)
 
     @cached_property
     def log_softmax_pred(self) -> F64:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from lossctl.accumulate import Accumulator, Mean, Value
-from lossctl.batch import EPSILON, F64, Batch, as_rows, row_mean, take_per_row
+from lossctl.batch import CLIP_HIGH, CLIP_LOW, F64, Batch, as_rows, row_mean, take_per_row
 from lossctl.metrics._probabilities import (
     BINARY_INPUTS,
     CATEGORICAL_INPUTS,
@@ -139,7 +139,7 @@ def _scce_rows(b: Batch, *, from_logits: bool = False, ignore_class: int | None 
         # renormalising and clipping only the label's is the same number, at
         # 1/C of the divisions, clips and logarithms.
         with np.errstate(divide="ignore", invalid="ignore"):
-            loss = -np.log(np.clip(b.pred_at_label / b.pred_row_sum, EPSILON, 1.0 - EPSILON))
+            loss = -np.log(np.clip(b.pred_at_label / b.pred_row_sum, CLIP_LOW, CLIP_HIGH))
     if ignore_class is not None:
         loss = np.where(b.y_true == ignore_class, 0.0, loss)
     return loss
