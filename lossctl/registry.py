@@ -141,6 +141,9 @@ class MetricDef:
         """The behaviour for these resolved parameters, requested as ``kind``."""
         if self.state is not None:
             acc = self.state(params)
+            if kind == "metric" and hasattr(acc, "as_metric"):
+                # Keras computes some entries differently as a metric than as a loss.
+                acc = acc.as_metric()
         else:
             assert self.kernel is not None, f"{self.name} has neither kernel nor state"
             kernel_params = {k: v for k, v in params.items() if k != "reduction"}
