@@ -31,10 +31,15 @@ class Batch:
     """Rows ``y_true``, ``y_pred`` and optional ``weight`` of one chunk.
 
     Arrays are float64, shape ``(N,)`` for one value per row or ``(N, D)`` for
-    a vector per row. ``weight`` is ``(N,)`` or ``None``. Kernels treat the
+    a vector per row. ``weight`` is ``(N,)``, ``(N, C)`` (a weight per cell,
+    Keras's per-element ``sample_weight``) or ``None``. Kernels treat the
     arrays as read-only. ``slot`` is the state slot the rows fold into;
     ``groups`` (int64 ``(N,)``), when given, the slot of each row instead.
     """
+
+    # Element rows per input row: more than 1 for inputs of more than two
+    # dimensions, whose element rows are all the kernels see (lossctl.elements).
+    per_input_row = 1
 
     def __init__(
         self, y_true: F64, y_pred: F64, weight: F64 | None = None, slot: int = 0, groups: NDArray[np.int64] | None = None
@@ -66,6 +71,15 @@ class Batch:
             weight = None if self.weight is None else self.weight[rows]
             out.append(Batch(self.y_true[rows], self.y_pred[rows], weight, int(self.groups[rows[0]])))
         return out
+
+    def cells(self) -> Batch:
+        """A batch with one row per cell of ``(N, C)`` arrays, for a weight per cell ``(N, C)``."""
+        w = self.weight
+        assert w is not None and w.ndim == 2
+        groups = None if self.groups is None else np.repeat(self.groups, w.shape[1])
+        y_true = np.broadcast_to(as_rows(self.y_true), w.shape).ravel()
+        y_pred = np.broadcast_to(as_rows(self.y_pred), w.shape).ravel()
+        return Batch(y_true, y_pred, w.ravel(), self.slot, groups)
 
     def __len__(self) -> int:
         return int(self.y_true.shape[0])

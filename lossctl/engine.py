@@ -22,6 +22,7 @@ import numpy as np
 from lossctl.batch import F64, Batch
 from lossctl.chunks import GROUP, aligned_chunks, slicer_for
 from lossctl.columns import Selection, select
+from lossctl.elements import element_batch, first_negative, negative_text
 from lossctl.errors import DataError, UsageProblem, ValueProblem
 from lossctl.finish import finish, signature
 from lossctl.io import open_one, open_table
@@ -49,8 +50,8 @@ def finite_mask(arrays: dict[str, F64]) -> tuple[np.ndarray | None, dict[str, np
             # (A sum that overflows falls through to the exact check.)
             continue
         ok = np.isfinite(a)
-        if a.ndim == 2:
-            ok = ok.all(axis=1)
+        if a.ndim >= 2:
+            ok = ok.reshape(len(a), -1).all(axis=1)
         if not ok.all():
             bad_by_role[role] = ~ok
     if not bad_by_role:
@@ -114,19 +115,18 @@ class Lane:
             return
         weight = arrays.get("weight")
         if weight is not None:
-            negative = np.flatnonzero(weight < 0)
-            if negative.size:
+            i = first_negative(weight)
+            if i is not None:
                 label, source = describe(self.selection, "weight")
-                i = int(negative[0])
-                raise DataError(f"{label} row {start + i}: column '{source}': negative weight {weight[i]:g}")
+                raise DataError(f"{label} row {start + i}: column '{source}': {negative_text(weight[i])}")
         groups = arrays.get(GROUP)
-        batch = Batch(arrays["y_true"], arrays["y_pred"], weight, groups=groups)
+        batch = element_batch(arrays["y_true"], arrays["y_pred"], weight, groups)
         if len(batch) == 0:
             return
         try:
             self._fold(start, n, kept, batch)
         except ValueProblem as problem:
-            raise DataError(located(problem, self.selection, start, kept)) from None
+            raise DataError(located(problem, self.selection, start, kept, batch.per_input_row)) from None
 
     def _fold(self, start: int, n: int, kept: np.ndarray | None, batch: Batch) -> None:
         partial, plan = self.partial, self.plan
@@ -140,7 +140,7 @@ class Lane:
                     partial.warned[i] = (start, f"{r.spec}: {message}")
         if self.on_rows is not None:
             rows = np.arange(start, start + n, dtype=np.int64)
-            self.on_rows(rows if kept is None else rows[kept], batch, plan.specs)
+            self.on_rows(rows if kept is None else rows[kept], batch.samples if batch.per_input_row > 1 else batch, plan.specs)
         groups = batch.groups
         if groups is None:
             for acc, state in self.updates:
@@ -161,7 +161,9 @@ class Lane:
                 acc.update(state, part)
 
 
-def located(problem: ValueProblem, selection: Selection, start: int, kept: np.ndarray | None = None) -> str:
+def located(
+    problem: ValueProblem, selection: Selection, start: int, kept: np.ndarray | None = None, per_row: int = 1
+) -> str:
     """The message of a value problem met in the chunk starting at ``start``, with its global row.
 
     A problem of a column names the table, the row and the column; one of a
@@ -169,7 +171,8 @@ def located(problem: ValueProblem, selection: Selection, start: int, kept: np.nd
     when it is another, the row at fault. ``kept``: the rows ``--nan drop``
     left in the chunk (the problem's index counts those).
     """
-    offset = problem.index if kept is None else int(np.flatnonzero(kept)[problem.index])
+    index = problem.index // per_row  # an element row of an input of more than two dimensions
+    offset = index if kept is None else int(np.flatnonzero(kept)[index])
     if problem.role is None:
         label = selection.y_pred.table.label
         at = f" (in the chunk from row {start})" if offset else ""

@@ -480,7 +480,8 @@ def test_logits_are_not_range_checked() -> None:
 
 
 def test_sparse_entries_reject_one_hot_labels() -> None:
-    with pytest.raises(DataError, match="one integer class label per row"):
+    # The API checks shapes as eval does, with eval's message.
+    with pytest.raises(DataError, match="needs one integer label per row"):
         lossctl.get("scce")([[0.0, 1.0]], [[0.2, 0.8]])
     with pytest.raises(DataError, match="matrix of class scores"):
         lossctl.get("scce")([1.0], [0.8])

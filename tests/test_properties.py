@@ -43,7 +43,7 @@ def make_inputs(entry: MetricDef, n: int, seed: int) -> tuple[np.ndarray, np.nda
         probs = rng.dirichlet(np.ones(CLASSES), n)
         labels = rng.integers(0, CLASSES, n)
         labels[:CLASSES] = np.arange(CLASSES)
-        if entry.shapes == "sparse":
+        if entry.shapes in ("sparse", "labels"):
             return labels.astype(float), probs
         return np.eye(CLASSES)[labels], probs
     if task == "multilabel":

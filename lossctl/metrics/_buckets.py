@@ -92,7 +92,8 @@ class Buckets(Accumulator):
             raise DataError(f"{self.owner}: cannot combine {seen.shape[2]} label columns with {k}")
         b = self._buckets(scores)
         weights = np.ones(len(truth)) if w is None else w
-        wmat = np.broadcast_to(weights[:, None], truth.shape)
+        # A weight per row, or per cell (Keras's per-element sample_weight with multi_label).
+        wmat = weights if weights.ndim == 2 else np.broadcast_to(weights[:, None], truth.shape)
         hit = b >= 0
         # One bincount for all columns: column j's buckets are offset by j * n.
         idx = b + np.arange(k) * self.n

@@ -22,20 +22,28 @@ def binary_columns(
     One label column is ``K = 1``. A matrix is flattened into one column (each
     cell a sample, the row's weight repeated), as Keras does unless
     ``multi_label`` keeps one column per label; ``class_id`` keeps one column.
-    Integer labels against a probability matrix are one-hot first.
+    Integer labels against a probability matrix are one-hot first. A weight
+    per cell ``(N, C)`` (Keras's per-element ``sample_weight``) stays with its
+    cell: the weights are then ``(M, K)`` with ``multi_label``, else ``(M,)``.
     """
     lay = layout(batch, owner)
     truth, scores, w = truth_matrix(batch, lay), score_matrix(batch), batch.weight
+    per_cell = w is not None and w.ndim == 2
     if class_id is not None:
         if lay == "column":
             raise UsageProblem(f"{owner}: class_id needs a probability matrix; y_pred has one column")
         if class_id >= scores.shape[1]:
             raise UsageProblem(f"{owner}: class_id {class_id} is out of range for {scores.shape[1]} classes")
+        w = w[:, class_id] if per_cell and w is not None else w
         return truth[:, class_id : class_id + 1], scores[:, class_id : class_id + 1], w
-    if multi_label or scores.shape[1] == 1:
+    if scores.shape[1] == 1:
+        return truth, scores, None if w is None else w.reshape(-1)
+    if multi_label:
         return truth, scores, w
     width = scores.shape[1]
-    return truth.reshape(-1, 1), scores.reshape(-1, 1), None if w is None else np.repeat(w, width)
+    if w is not None:
+        w = w.reshape(-1) if per_cell else np.repeat(w, width)
+    return truth.reshape(-1, 1), scores.reshape(-1, 1), w
 
 
 def check_probabilities(y: F64, owner: str) -> None:

@@ -140,9 +140,11 @@ _BLOCK_CELLS = 1 << 18
 
 
 def colsum(mask: Bool, weight: F64 | None) -> F64:
-    """Per-column (weighted) count of ``True`` cells."""
+    """Per-column (weighted) count of ``True`` cells; ``weight`` is one per row ``(N,)`` or per cell ``(N, K)``."""
     if weight is None:
         return np.count_nonzero(mask, axis=0).astype(np.float64)
+    if weight.ndim == 2:
+        return np.where(mask, weight, 0.0).sum(axis=0)
     step = max(1, _BLOCK_CELLS // max(1, mask.shape[1]))
     out = np.zeros(mask.shape[1])
     for start in range(0, len(mask), step):

@@ -74,7 +74,7 @@ class ExactAUC(Accumulator):
         if seen is not None and seen.shape[1] != k:
             raise DataError(f"{self.owner}: cannot combine {seen.shape[1]} label columns with {k}")
         positives = state.declare("positives", "sum", (k,), dtype=np.int64)
-        if w is not None:
+        if w is not None and w.ndim == 1:
             # Zero-weight rows change no sum: drop them to save memory.
             keep = w > 0
             if not keep.all():
@@ -82,12 +82,13 @@ class ExactAUC(Accumulator):
         slot = batch.slot
         for j in range(k):
             t, s = truth[:, j], scores[:, j]
+            wj = None if w is None else (w if w.ndim == 1 else w[:, j])  # a weight per cell: its column's
             # Gather by index, not by boolean mask: on mixed labels a mask's
             # branches mispredict, and it was 3x slower.
             at_pos, at_neg = np.flatnonzero(t), np.flatnonzero(~t)
             positives[slot, j] += at_pos.size
-            _keep(state, slot, f"pos.{j}", f"pos_w.{j}", s.take(at_pos), None if w is None else w.take(at_pos))
-            _keep(state, slot, f"neg.{j}", f"neg_w.{j}", s.take(at_neg), None if w is None else w.take(at_neg))
+            _keep(state, slot, f"pos.{j}", f"pos_w.{j}", s.take(at_pos), None if wj is None else wj.take(at_pos))
+            _keep(state, slot, f"neg.{j}", f"neg_w.{j}", s.take(at_neg), None if wj is None else wj.take(at_neg))
         self.count(state, batch)
 
     def finish(self, state: State, slot: int = 0) -> Value:
@@ -318,6 +319,7 @@ register(
             "--weight; num_thresholds=N: 2N floats per label column"
         ),
         shapes="any",
+        element_weights=True,
         validate=_auc_validate,
         deviations=(
             "Exact by default: the ROC AUC equals scikit-learn's roc_auc_score (ties count "

@@ -132,6 +132,10 @@ class Counts(Accumulator):
     def update(self, state: State, batch: Batch) -> None:
         truth, pred = self.decision.decide(batch, self.owner)
         w = batch.weight
+        if w is not None and w.ndim == 2:
+            # Keras's per-element sample_weight: one weight per cell (the class_id column's).
+            c = self.decision.class_id
+            w = w[:, c : c + 1] if c is not None and truth.shape[1] == 1 else w
         # Four direct sums rather than differences of sums: a class never
         # predicted must count exactly 0, not 1e-17, for the 0/0 checks.
         counts = (
@@ -196,6 +200,13 @@ def iou_classes(batch: Batch, owner: str, num_classes: int | None, one_hot: bool
     return lay, num_classes
 
 
+def cell_weights(w: F64 | None, y: F64) -> F64 | None:
+    """The weight of each cell of ``y`` flattened: a row's weight repeated, or a weight per cell as given."""
+    if w is None or y.ndim == 1:
+        return w
+    return w.ravel() if w.ndim == 2 else np.repeat(w, y.shape[1])
+
+
 @dataclass(frozen=True)
 class ClassRule:
     """One class per row from labels, one-hot rows (``one_hot``) or the argmax of a probability matrix.
@@ -213,6 +224,11 @@ class ClassRule:
         """``(true, decided, weight, K)``: flat class indices, their weights and the class count."""
         lay, k = iou_classes(batch, owner, self.num_classes, self.one_hot)
         w = batch.weight
+        if w is not None and w.ndim == 2 and (self.one_hot or lay == "sparse"):
+            raise DataError(
+                f"{owner}: a weight per cell applies to label matrices (read cell by cell); "
+                "one class per row takes one weight per row"
+            )
         if self.one_hot:
             t = np.argmax(batch.y_true, axis=1)
             p = batch.y_pred.astype(np.intp) if batch.y_pred.ndim == 1 else np.argmax(batch.y_pred, axis=1)
@@ -220,8 +236,7 @@ class ClassRule:
             t, p = batch.y_true.astype(np.intp), np.argmax(batch.y_pred, axis=1)
         else:
             t, p = batch.y_true.astype(np.intp).ravel(), batch.y_pred.astype(np.intp).ravel()
-            if w is not None and batch.y_true.ndim == 2:
-                w = np.repeat(w, batch.y_true.shape[1])
+            w = cell_weights(w, batch.y_true)
         if self.ignore_class is not None:
             keep = t != self.ignore_class
             t, p = t[keep], p[keep]
@@ -239,10 +254,7 @@ class ThresholdRule:
         t = batch.y_true.astype(np.intp).ravel()
         # Keras's BinaryIoU predicts class 1 at p >= threshold (not >).
         p = (batch.y_pred >= self.threshold).astype(np.intp).ravel()
-        w = batch.weight
-        if w is not None and batch.y_true.ndim == 2:
-            w = np.repeat(w, batch.y_true.shape[1])
-        return t, p, w, 2
+        return t, p, cell_weights(batch.weight, batch.y_true), 2
 
 
 class Matrix(Accumulator):

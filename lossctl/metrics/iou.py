@@ -205,7 +205,8 @@ register(
         keras="keras.metrics.IoU",
         sklearn="sklearn.metrics.jaccard_score (average=None, then the mean of the targets)",
         state=_iou_state("iou", one_hot=False, all_classes=False),
-        shapes="sparse",
+        shapes="labels",
+        element_weights=True,
         validate=_iou_validate("iou", one_hot=False),
         deviations=_IOU_DEVIATIONS,
         # argmax [0, 1, 0, 1] against [0, 0, 1, 1]: class 0 has tp 1, fp 1, fn 1.
@@ -227,7 +228,8 @@ register(
         keras="keras.metrics.MeanIoU",
         sklearn="sklearn.metrics.jaccard_score (average='macro' over the classes present)",
         state=_iou_state("mean_iou", one_hot=False, all_classes=True),
-        shapes="sparse",
+        shapes="labels",
+        element_weights=True,
         validate=_iou_validate("mean_iou", one_hot=False),
         deviations=_IOU_DEVIATIONS,
         example=Example([0, 0, 1, 1], _PROBS_2, 1.0 / 3.0),
@@ -302,6 +304,7 @@ register(
         sklearn="sklearn.metrics.jaccard_score (average=None on y_pred >= threshold)",
         state=_binary_iou_state,
         shapes="same",
+        element_weights=True,
         validate=_binary_iou_validate,
         deviations=_IOU_DEVIATIONS.split(". ", 1)[1],
         # pred [0, 0, 1, 1] vs [0, 1, 0, 1]: each class has tp 1, fp 1, fn 1.
