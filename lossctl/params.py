@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from lossctl.errors import UsageProblem
 
@@ -190,6 +193,58 @@ def _parse_int(raw: str) -> int:
     if not value.is_integer():
         raise ValueError(raw)
     return int(value)
+
+
+@dataclass(frozen=True)
+class ClassIdsParam(Param):
+    """A tuple of class ids; written ``0+2`` on the command line.
+
+    Commas separate specs (``--metric iou,auc``), so ids are joined by ``+``
+    (``;`` and spaces are accepted too, when quoted).
+    """
+
+    def describe(self) -> str:
+        return "class ids joined by '+' (e.g. 0+2)"
+
+    def parse(self, owner: str, text: str) -> Any:
+        if self.optional and text.strip().lower() in {"none", "null"}:
+            return None
+        try:
+            return class_ids(text)
+        except (TypeError, ValueError):
+            raise UsageProblem(
+                f"{owner}: bad value '{text}' for parameter '{self.name}'; expected {self.describe()}"
+            ) from None
+
+    def check(self, owner: str, value: Any) -> None:
+        if value is None and self.optional:
+            return
+        try:
+            class_ids(value)
+        except (TypeError, ValueError):
+            raise UsageProblem(
+                f"{owner}: bad value {value!r} for parameter '{self.name}'; "
+                f"expected {self.describe()} or a sequence of non-negative integers"
+            ) from None
+
+
+def class_ids(value: Any) -> tuple[int, ...]:
+    """Normalise a ``target_class_ids`` value (int, sequence or ``0+2`` text) to a tuple."""
+    if isinstance(value, str):
+        value = [p for p in re.split(r"[+;\s]+", value.strip()) if p]
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (value,)
+    out = []
+    for v in value:
+        if isinstance(v, bool):
+            raise TypeError(v)
+        f = float(v)
+        if not f.is_integer() or f < 0:
+            raise ValueError(v)
+        out.append(int(f))
+    if not out:
+        raise ValueError(value)
+    return tuple(out)
 
 
 @dataclass(frozen=True)

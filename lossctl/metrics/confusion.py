@@ -313,6 +313,32 @@ def _label_cells(t: I64, p: I64) -> tuple[I64, I64]:
     return labels, np.searchsorted(labels, t) * len(labels) + np.searchsorted(labels, p)
 
 
+def add_label_matrix(state: State, t: I64, p: I64, weight: F64 | None, slot: int) -> None:
+    """Add a chunk's weighted (true label, decided label) pairs to the keyed ``matrix`` and ``seen``."""
+    labels, cells = _label_cells(t, p)
+    known = state.keyed("matrix")
+    if len(labels) > MAX_LABELS or (known is not None and len(np.union1d(known[0], labels)) > MAX_LABELS):
+        raise DataError(
+            f"more than {MAX_LABELS} distinct class labels; "
+            "a confusion-matrix metric needs class labels, not a continuous target"
+        )
+    k = len(labels)
+    w = np.ones(len(t)) if weight is None else weight
+    matrix = np.asarray(np.bincount(cells, weights=w, minlength=k * k), dtype=np.float64).reshape(k, k)
+    state.add_keyed("matrix", labels, matrix, slot)
+    state.add_keyed("seen", labels, np.ones(k), slot)
+
+
+def label_matrix(state: State, slot: int) -> tuple[I64, F64]:
+    """The labels a slot saw and its confusion matrix over them (true labels are rows)."""
+    keys, matrices = state.data["matrix"]
+    seen = state.data["seen"][1][slot] > 0
+    labels, matrix = keys, matrices[slot]
+    if not seen.all():
+        labels, matrix = keys[seen], matrix[np.ix_(seen, seen)]
+    return labels, matrix
+
+
 class KeyedMatrix(Accumulator):
     """Weighted confusion matrix over the labels seen so far (in ``y_true`` or the decisions).
 
@@ -330,30 +356,13 @@ class KeyedMatrix(Accumulator):
     key = state_key("confusion.labels", "classes", {})
 
     def update(self, state: State, batch: Batch) -> None:
-        t = true_classes(batch.y_true)
-        p = predicted_classes(batch.y_pred)
-        labels, cells = _label_cells(t, p)
-        known = state.keyed("matrix")
-        if len(labels) > MAX_LABELS or (known is not None and len(np.union1d(known[0], labels)) > MAX_LABELS):
-            raise DataError(
-                f"more than {MAX_LABELS} distinct class labels; "
-                "a confusion-matrix metric needs class labels, not a continuous target"
-            )
-        k = len(labels)
-        w = np.ones(len(t)) if batch.weight is None else batch.weight
-        matrix = np.asarray(np.bincount(cells, weights=w, minlength=k * k), dtype=np.float64).reshape(k, k)
-        state.add_keyed("matrix", labels, matrix, batch.slot)
-        state.add_keyed("seen", labels, np.ones(k), batch.slot)
+        add_label_matrix(state, true_classes(batch.y_true), predicted_classes(batch.y_pred), batch.weight, batch.slot)
         self.count(state, batch)
 
     def finish(self, state: State, slot: int = 0) -> Value:
         if state.rows(slot) == 0:
             return Value.undefined("no rows")
-        keys, matrices = state.data["matrix"]
-        seen = state.data["seen"][1][slot] > 0
-        labels, matrix = keys, matrices[slot]
-        if not seen.all():
-            labels, matrix = keys[seen], matrix[np.ix_(seen, seen)]
+        labels, matrix = label_matrix(state, slot)
         if float(matrix.sum()) == 0.0:
             return Value.undefined("sum of weights is zero")
         return self.score(labels, matrix)
