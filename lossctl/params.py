@@ -248,6 +248,47 @@ def class_ids(value: Any) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
+class NumbersParam(Param):
+    """A tuple of numbers in ``[low, high]``; written ``0.2+0.5+0.8`` on the command line (commas separate specs)."""
+
+    def describe(self) -> str:
+        bounds = "" if self.low is None or self.high is None else f" in [{self.low:g}, {self.high:g}]"
+        return f"numbers{bounds} joined by '+' (e.g. 0.2+0.5)"
+
+    def parse(self, owner: str, text: str) -> Any:
+        if self.optional and text.strip().lower() in {"none", "null"}:
+            return None
+        try:
+            return self.numbers([p for p in re.split(r"[+;\s]+", text.strip()) if p])
+        except (TypeError, ValueError):
+            raise UsageProblem(
+                f"{owner}: bad value '{text}' for parameter '{self.name}'; expected {self.describe()}"
+            ) from None
+
+    def check(self, owner: str, value: Any) -> None:
+        if value is None and self.optional:
+            return
+        try:
+            self.numbers(value)
+        except (TypeError, ValueError):
+            raise UsageProblem(
+                f"{owner}: bad value {value!r} for parameter '{self.name}'; expected {self.describe()}"
+            ) from None
+
+    def numbers(self, value: Any) -> tuple[float, ...]:
+        """The value as a tuple of floats, each within the bounds (ValueError otherwise)."""
+        if isinstance(value, str):
+            value = [p for p in re.split(r"[+;\s]+", value.strip()) if p]
+        out = tuple(float(v) for v in value)
+        if not out or any(isinstance(v, bool) for v in value):
+            raise ValueError(value)
+        for v in out:
+            if not math.isfinite(v) or (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
+                raise ValueError(v)
+        return out
+
+
+@dataclass(frozen=True)
 class RawSpec:
     """A spec as written: ``huber:delta=2`` is name ``huber``, params ``{"delta": "2"}``."""
 

@@ -20,7 +20,7 @@ import lossctl
 from lossctl import registry
 from lossctl.accumulate import Bound as State
 from lossctl.batch import Batch
-from lossctl.params import ClassIdsParam, parse_spec
+from lossctl.params import ClassIdsParam, NumbersParam, parse_spec
 from lossctl.registry import MetricDef
 
 RTOL = 1e-9
@@ -362,6 +362,8 @@ def _texts(param: Any) -> list[str]:
         return ["true", "false"]
     if isinstance(param, ClassIdsParam):
         return ["0", "1+0"]
+    if isinstance(param, NumbersParam):
+        return ["1", "0.5"]
     if param.type is int and param.low is not None and param.high is not None:
         return [str(int(param.low)), str(int(param.high))]
     return []

@@ -21,6 +21,7 @@ from lossctl.errors import DataError, UsageProblem
 from lossctl.metrics._buckets import BucketedAUC
 from lossctl.metrics._curve_math import binary_columns, check_probabilities
 from lossctl.metrics._labels import check_labels
+from lossctl.metrics._roc_multiclass import OneVsOneAUC, partial_roc_auc
 from lossctl.metrics._sorting import (
     _compact_tail,
     _concat,
@@ -31,7 +32,7 @@ from lossctl.metrics._sorting import (
     _sorted,
     _twice_mann_whitney,
 )
-from lossctl.params import Applies, Param, several_columns
+from lossctl.params import Applies, NumbersParam, Param, several_columns
 from lossctl.registry import Example, MetricDef, register
 from lossctl.state import State
 
@@ -61,14 +62,26 @@ class ExactAUC(Accumulator):
 
     fields = {"positives": "sum", "pos.*": "concat", "neg.*": "concat", "pos_w.*": "concat", "neg_w.*": "concat"}
 
-    def __init__(self, curve: str, multi_label: bool, owner: str = "auc") -> None:
+    def __init__(
+        self,
+        curve: str,
+        multi_label: bool,
+        owner: str = "auc",
+        max_fpr: float | None = None,
+        label_weights: tuple[float, ...] | None = None,
+    ) -> None:
         self.owner = owner
         self.curve = curve
         self.multi_label = multi_label
+        # Finishing only: scikit-learn's partial AUC, Keras's weights of the label columns' AUCs.
+        self.max_fpr = None if max_fpr is None or max_fpr >= 1.0 else float(max_fpr)
+        self.label_weights = label_weights
         self.key = state_key("exact_auc", "scores_by_class", {"multi_label": multi_label})
 
     def update(self, state: State, batch: Batch) -> None:
         truth, scores, w = binary_columns(batch, self.owner, multi_label=self.multi_label)
+        if self.label_weights is not None and not self.multi_label:
+            w = flat_label_weights(batch, w, self.label_weights, self.owner)
         k = truth.shape[1]
         seen = state.get("positives")
         if seen is not None and seen.shape[1] != k:
@@ -105,7 +118,7 @@ class ExactAUC(Accumulator):
                 pw = self._weights(state.chunks(f"pos_w.{j}", slot), pos_parts)
                 nw = self._weights(state.chunks(f"neg_w.{j}", slot), neg_parts)
                 pos, neg = _concat(pos_parts), _concat(neg_parts)
-            elif self.curve == "ROC":
+            elif self.curve == "ROC" and self.max_fpr is None:
                 # The common case: both cores sort and count (see _roc_auc_on_two_cores).
                 value, why = _roc_auc_on_two_cores(pos_parts, neg_parts)
                 if value is None:
@@ -122,11 +135,15 @@ class ExactAUC(Accumulator):
                 _sort_both(pos, neg)
             if self.curve == "PR":
                 value, why = exact_average_precision(pos, neg, pw, nw)
+            elif self.max_fpr is not None:
+                value, why = partial_roc_auc(pos, neg, pw, nw, self.max_fpr)
             else:
                 value, why = exact_roc_auc(pos, neg, pw, nw)
             if value is None:
                 return Value.undefined(f"AUC is undefined{where}: {why}")
             values.append(value)
+        if self.label_weights is not None and self.multi_label:
+            return Value.of(label_weighted_mean(values, self.label_weights, self.owner))
         return Value.of(float(np.mean(values)))
 
     def _weights(self, weights: list[F64], scores: list[F64]) -> F64:
@@ -139,6 +156,25 @@ class ExactAUC(Accumulator):
         # Only a merge of a weighted with an unweighted state gets here: where
         # the unweighted rows are among the scores is no longer known.
         raise DataError(f"{self.owner}: cannot combine rows with weights and rows without")
+
+
+def flat_label_weights(batch: Batch, w: F64 | None, label_weights: tuple[float, ...], owner: str) -> F64:
+    """Keras's ``label_weights`` on flattened cells: each cell's weight times its column's label weight."""
+    width = 1 if batch.y_pred.ndim == 1 else batch.y_pred.shape[1]
+    if len(label_weights) != width:
+        raise DataError(f"{owner}: label_weights has {len(label_weights)} values for {width} label columns")
+    lw = np.tile(np.asarray(label_weights, dtype=np.float64), len(batch))
+    return lw if w is None else w * lw
+
+
+def label_weighted_mean(values: list[float], label_weights: tuple[float, ...], owner: str) -> float:
+    """Keras's multi_label AUC with ``label_weights``: ``sum(w * auc) / sum(w)``."""
+    if len(label_weights) != len(values):
+        raise DataError(f"{owner}: label_weights has {len(label_weights)} values for {len(values)} label columns")
+    lw = np.asarray(label_weights, dtype=np.float64)
+    if float(lw.sum()) == 0.0:
+        return float("nan")
+    return float(np.dot(lw, values) / lw.sum())
 
 
 def _keep(state: State, slot: int, name: str, weight_name: str, scores: F64, weights: F64 | None) -> None:
@@ -246,16 +282,27 @@ def exact_average_precision(
 
 def _auc_state(params: Mapping[str, Any]) -> Accumulator:
     curve, method = params["curve"], params["summation_method"]
-    n = params["num_thresholds"]
-    if n is None:
+    n, thresholds = params["num_thresholds"], params.get("thresholds")
+    multi_class, max_fpr = params.get("multi_class", "none"), params.get("max_fpr")
+    label_weights = params.get("label_weights")
+    multi_label = bool(params["multi_label"]) or multi_class == "ovr"
+    bucketed = n is not None or thresholds is not None
+    if max_fpr is not None and (curve != "ROC" or bucketed or multi_class == "ovo"):
+        raise UsageProblem("auc: max_fpr applies to the exact ROC AUC (scikit-learn's), without num_thresholds or thresholds")
+    if multi_class == "ovo":
+        if bucketed or curve != "ROC" or label_weights is not None:
+            raise UsageProblem("auc: multi_class=ovo is scikit-learn's exact ROC AUC; it takes no thresholds, curve=PR or label_weights")
+        return OneVsOneAUC(ExactAUC(curve, multi_label))
+    if not bucketed:
         if method != "interpolation":
             raise UsageProblem(
                 f"auc: summation_method={method} applies to the bucketed AUC; give num_thresholds "
                 f"too (e.g. auc:num_thresholds=200:summation_method={method})"
             )
-        return ExactAUC(curve, bool(params["multi_label"]))
+        return ExactAUC(curve, multi_label, max_fpr=max_fpr, label_weights=label_weights)
     return BucketedAUC(
-        int(n), curve, method, from_logits=bool(params["from_logits"]), multi_label=bool(params["multi_label"])
+        int(n or 0), curve, method, from_logits=bool(params["from_logits"]), multi_label=multi_label,
+        thresholds=thresholds, label_weights=label_weights,
     )
 
 
@@ -310,6 +357,55 @@ register(
                     "with one column there is one AUC, the same either way",
                 ),
             ),
+            NumbersParam(
+                "thresholds",
+                None,
+                tuple,
+                "Keras's thresholds=[...]: the bucketed AUC over these thresholds (joined by '+', e.g. "
+                "0.25+0.5+0.75) and -eps, 1 + eps, instead of num_thresholds evenly spaced ones",
+                low=0.0,
+                high=1.0,
+                optional=True,
+            ),
+            NumbersParam(
+                "label_weights",
+                None,
+                tuple,
+                "Keras's label_weights, one per label column (joined by '+'): with multi_label the "
+                "weights of the columns' AUCs in their mean, else of each column's cells",
+                low=0.0,
+                optional=True,
+                applies=Applies(
+                    several_columns,
+                    "several label columns",
+                    "with one column its weight scales every cell alike and changes nothing",
+                ),
+            ),
+            Param(
+                "multi_class",
+                "none",
+                str,
+                "scikit-learn's multiclass ROC AUC on a probability matrix: ovr (one column against "
+                "the rest, then the mean: multi_label), ovo (Hand & Till's mean over pairs of "
+                "classes); none: Keras's AUC over the flattened cells",
+                choices=("none", "ovr", "ovo"),
+                applies=Applies(
+                    several_columns,
+                    "a probability matrix with class labels",
+                    "with one column there is one AUC, the same either way",
+                ),
+            ),
+            Param(
+                "max_fpr",
+                None,
+                float,
+                "scikit-learn's standardized partial ROC AUC over false-positive rates up to max_fpr "
+                "(McClish); 1 or none: the whole curve",
+                low=0.0,
+                high=1.0,
+                low_open=True,
+                optional=True,
+            ),
         ),
         keras="keras.metrics.AUC",
         sklearn="sklearn.metrics.roc_auc_score / average_precision_score (curve=PR)",
@@ -328,7 +424,8 @@ register(
             "auc:num_thresholds=200 reproduces Keras. The exact AUC depends only on the order "
             "of the scores, so from_logits changes nothing there. An AUC over one class is "
             "null where Keras reports 0. Scores outside [0, 1] are an error with num_thresholds "
-            "(Keras clips them) unless from_logits=true."
+            "(Keras clips them) unless from_logits=true. multi_class=ovr|ovo and max_fpr follow "
+            "scikit-learn's roc_auc_score (ovo also with weights, which scikit-learn refuses)."
         ),
         example=Example([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], 0.75),
     )
