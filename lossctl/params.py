@@ -196,21 +196,23 @@ def _parse_int(raw: str) -> int:
 
 
 @dataclass(frozen=True)
-class ClassIdsParam(Param):
-    """A tuple of class ids; written ``0+2`` on the command line.
+class ListParam(Param):
+    """A tuple of numbers, written joined by ``+`` on the command line (``0+2``, ``0.2+0.5``).
 
-    Commas separate specs (``--metric iou,auc``), so ids are joined by ``+``
-    (``;`` and spaces are accepted too, when quoted).
+    Commas separate specs (``--metric iou,auc``), so items are joined by ``+``
+    (``;`` and spaces are accepted too, when quoted). Subclasses say what an
+    item is (:meth:`convert`).
     """
 
-    def describe(self) -> str:
-        return "class ids joined by '+' (e.g. 0+2)"
+    def convert(self, value: Any) -> tuple[Any, ...]:
+        """The value as a tuple; ``TypeError`` or ``ValueError`` when it is not one of these."""
+        raise NotImplementedError
 
     def parse(self, owner: str, text: str) -> Any:
         if self.optional and text.strip().lower() in {"none", "null"}:
             return None
         try:
-            return class_ids(text)
+            return self.convert(text)
         except (TypeError, ValueError):
             raise UsageProblem(
                 f"{owner}: bad value '{text}' for parameter '{self.name}'; expected {self.describe()}"
@@ -220,18 +222,34 @@ class ClassIdsParam(Param):
         if value is None and self.optional:
             return
         try:
-            class_ids(value)
+            self.convert(value)
         except (TypeError, ValueError):
             raise UsageProblem(
-                f"{owner}: bad value {value!r} for parameter '{self.name}'; "
-                f"expected {self.describe()} or a sequence of non-negative integers"
+                f"{owner}: bad value {value!r} for parameter '{self.name}'; expected {self.describe()}"
             ) from None
+
+
+def _items(value: Any) -> Any:
+    """``"0+2"`` as ``["0", "2"]``; anything else unchanged."""
+    if isinstance(value, str):
+        return [p for p in re.split(r"[+;\s]+", value.strip()) if p]
+    return value
+
+
+@dataclass(frozen=True)
+class ClassIdsParam(ListParam):
+    """A tuple of class ids (non-negative integers): ``target_class_ids=0+2``, ``labels=0+2``."""
+
+    def describe(self) -> str:
+        return "class ids joined by '+' (e.g. 0+2), or a sequence of non-negative integers"
+
+    def convert(self, value: Any) -> tuple[Any, ...]:
+        return class_ids(value)
 
 
 def class_ids(value: Any) -> tuple[int, ...]:
     """Normalise a ``target_class_ids`` value (int, sequence or ``0+2`` text) to a tuple."""
-    if isinstance(value, str):
-        value = [p for p in re.split(r"[+;\s]+", value.strip()) if p]
+    value = _items(value)
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = (value,)
     out = []
@@ -248,40 +266,20 @@ def class_ids(value: Any) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class NumbersParam(Param):
-    """A tuple of numbers in ``[low, high]``; written ``0.2+0.5+0.8`` on the command line (commas separate specs)."""
+class NumbersParam(ListParam):
+    """A tuple of numbers within ``[low, high]``: ``thresholds=0.2+0.5+0.8``."""
 
     def describe(self) -> str:
         bounds = "" if self.low is None or self.high is None else f" in [{self.low:g}, {self.high:g}]"
         return f"numbers{bounds} joined by '+' (e.g. 0.2+0.5)"
 
-    def parse(self, owner: str, text: str) -> Any:
-        if self.optional and text.strip().lower() in {"none", "null"}:
-            return None
-        try:
-            return self.numbers([p for p in re.split(r"[+;\s]+", text.strip()) if p])
-        except (TypeError, ValueError):
-            raise UsageProblem(
-                f"{owner}: bad value '{text}' for parameter '{self.name}'; expected {self.describe()}"
-            ) from None
-
-    def check(self, owner: str, value: Any) -> None:
-        if value is None and self.optional:
-            return
-        try:
-            self.numbers(value)
-        except (TypeError, ValueError):
-            raise UsageProblem(
-                f"{owner}: bad value {value!r} for parameter '{self.name}'; expected {self.describe()}"
-            ) from None
-
-    def numbers(self, value: Any) -> tuple[float, ...]:
-        """The value as a tuple of floats, each within the bounds (ValueError otherwise)."""
-        if isinstance(value, str):
-            value = [p for p in re.split(r"[+;\s]+", value.strip()) if p]
-        out = tuple(float(v) for v in value)
-        if not out or any(isinstance(v, bool) for v in value):
+    def convert(self, value: Any) -> tuple[Any, ...]:
+        value = _items(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = (value,)
+        if not value or any(isinstance(v, bool) for v in value):
             raise ValueError(value)
+        out = tuple(float(v) for v in value)
         for v in out:
             if not math.isfinite(v) or (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
                 raise ValueError(v)
