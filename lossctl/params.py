@@ -287,6 +287,21 @@ class NumbersParam(ListParam):
 
 
 @dataclass(frozen=True)
+class ChoiceOrWeightsParam(NumbersParam):
+    """One of ``choices``, or weights joined by ``+`` (scikit-learn's ``multioutput``: a name or an array)."""
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(self.choices) + ", or non-negative weights joined by '+' (e.g. 0.3+0.7)"
+
+    def convert(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for choice in self.choices:
+                if choice.lower() == value.strip().lower():
+                    return choice
+        return super().convert(value)
+
+
+@dataclass(frozen=True)
 class RawSpec:
     """A spec as written: ``huber:delta=2`` is name ``huber``, params ``{"delta": "2"}``."""
 

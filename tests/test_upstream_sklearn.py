@@ -134,3 +134,54 @@ def test_a_score_row_needs_a_binary_label() -> None:
 
     with pytest.raises(ValueProblem, match="label 2 is not 0 or 1"):
         lossctl.get("precision")([0, 2], [0.3, 0.7])
+
+
+# test_regression_custom_weights: multioutput weights (scikit-learn states 2 decimals)
+REG_TRUE = [[1, 2], [2.5, -1], [4.5, 3], [5, 7]]
+REG_PRED = [[1, 1], [2, -1], [5, 4], [5, 6.5]]
+# test_multilabel_accuracy_score_subset_accuracy
+Y1 = [[0, 1, 1], [1, 0, 1]]
+Y2 = [[0, 0, 1], [1, 0, 1]]
+MORE_CASES = [
+    ("test_regression_custom_weights r2", "r2:multioutput=0.4+0.6", REG_TRUE, REG_PRED, 0.94, 5e-3),
+    ("test_regression_custom_weights evs", "explained_variance:multioutput=0.4+0.6", REG_TRUE, REG_PRED, 0.94, 5e-3),
+    ("test_multilabel_accuracy_score_subset_accuracy (y1, y2)", "accuracy_score", Y1, Y2, 0.5, 1e-12),
+    ("test_multilabel_accuracy_score_subset_accuracy (y1, y1)", "accuracy_score", Y1, Y1, 1.0, 1e-12),
+    ("test_multilabel_accuracy_score_subset_accuracy (y2, not y2)", "subset_accuracy", Y2,
+     (1 - np.asarray(Y2)).tolist(), 0.0, 1e-12),
+    ("test_multilabel_accuracy_score_subset_accuracy (y1, zeros)", "accuracy_score", Y1, [[0, 0, 0]] * 2, 0.0, 1e-12),
+]
+
+
+@pytest.mark.parametrize(("upstream", "spec", "y_true", "y_pred", "expected", "tol"), MORE_CASES,
+                         ids=[c[0] for c in MORE_CASES])
+def test_more_sklearn_cases_api_and_cli(upstream: str, spec: str, y_true: Any, y_pred: Any, expected: float,
+                                        tol: float, tmp_path: Path) -> None:
+    got = lossctl.get(spec)(y_true, y_pred)
+    assert got is not None and math.isclose(got, expected, rel_tol=tol, abs_tol=tol), (got, expected)
+    assert _cli_value(spec, y_true, y_pred, tmp_path, 1) == pytest.approx(got, rel=1e-12, abs=1e-15)
+
+
+def test_multioutput_weights_match_scikit_learn_exactly() -> None:
+    from sklearn.metrics import explained_variance_score, r2_score
+
+    rng = np.random.default_rng(2)
+    t = rng.normal(size=(80, 3))
+    p = t + rng.normal(size=(80, 3)) * [0.5, 1.0, 2.0]
+    w = rng.random(80)
+    weights = [0.2, 0.3, 0.5]
+    assert lossctl.get("r2:multioutput=0.2+0.3+0.5")(t, p, w) == pytest.approx(
+        r2_score(t, p, multioutput=weights, sample_weight=w), rel=1e-12)
+    assert lossctl.get("explained_variance", multioutput=weights)(t, p, w) == pytest.approx(
+        explained_variance_score(t, p, multioutput=weights, sample_weight=w), rel=1e-12)
+
+
+def test_subset_accuracy_matches_accuracy_score_with_weights() -> None:
+    from sklearn.metrics import accuracy_score
+
+    rng = np.random.default_rng(5)
+    t = rng.integers(0, 2, (100, 3))
+    p = rng.random((100, 3))
+    w = rng.random(100)
+    expected = accuracy_score(t, (p > 0.5).astype(int), sample_weight=w)
+    assert lossctl.get("accuracy_score")(t, p, w) == pytest.approx(expected, rel=1e-12)
