@@ -134,6 +134,12 @@ def _as_array(values: Any, role: str) -> F64:
                 try:
                     float(v)
                 except (TypeError, ValueError):
+                    if role == "y_true":
+                        # As eval: text labels need an order of the classes (a usage error, exit 2).
+                        raise UsageProblem(
+                            f"y_true ('y_true') holds text labels ({str(v)!r}): give class indices, or "
+                            "evaluate with classes=A,B,C or pos_label=VALUE (--classes, --pos-label)"
+                        ) from None
                     raise DataError(f"{role} row {i}: column '{role}' holds non-numeric value {str(v)!r}") from None
         raise DataError(f"{role}: not an array of numbers") from None
     if a.ndim == 0:

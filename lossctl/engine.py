@@ -329,7 +329,10 @@ def evaluate(
         if request.max_groups < 1:
             raise UsageProblem(f"--max-groups must be a positive number, not {request.max_groups}")
         slicer = slicer_for(selection, tuple(dict.fromkeys(request.by)), request.max_groups)
-    stream = aligned_chunks(selection, request.chunk_size, slicer)
+    from lossctl.labels import label_coder
+
+    coder = label_coder(selection, request.classes, request.pos_label)
+    stream = aligned_chunks(selection, request.chunk_size, slicer, coder)
     first = next(stream, None)
     first_roles = None if first is None else {k: v for k, v in first[1].items() if k != GROUP}
     plan = decide(specs, checks, selection, request.nan, first_roles, tuple(dict.fromkeys(request.by)))

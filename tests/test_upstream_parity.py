@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 import lossctl
 from lossctl.cli.main import cli
-from lossctl.errors import DataError
+from lossctl.errors import DataError, UsageProblem
 
 F32_HIGH = float(np.float32(1 - 1e-7))  # Keras's clip bound at float32: 0.99999988
 
@@ -260,10 +260,17 @@ def test_api_refuses_negative_weights_like_the_cli(tmp_path: Path) -> None:
     assert result.exit_code == 3 and "row 1: column 'w': negative weight -1" in result.stderr
 
 
-def test_api_names_a_non_numeric_label_like_the_cli(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"y_true row 1: column 'y_true' holds non-numeric value 'b'"):
+def test_api_names_non_numeric_values_like_the_cli(tmp_path: Path) -> None:
+    # Text labels: a usage error in both (they need an order of the classes), never a NumPy error.
+    with pytest.raises(UsageProblem, match=r"y_true \('y_true'\) holds text labels"):
         lossctl.get("mse")(["0", "b"], [0.1, 0.9])
     path = tmp_path / "d.csv"
     path.write_text("y_true,y_pred\n0,0.1\nb,0.9\n")
     result = CliRunner().invoke(cli, ["eval", str(path), "--loss", "mse"])
-    assert result.exit_code == 3 and "row 1: column 'y_true' holds non-numeric value 'b'" in result.stderr
+    assert result.exit_code == 2 and "y_true ('y_true') holds text labels" in result.stderr
+    # A non-numeric prediction: a data error naming the row in both.
+    with pytest.raises(DataError, match=r"y_pred row 1: column 'y_pred' holds non-numeric value 'x'"):
+        lossctl.get("mse")([0.0, 1.0], ["0.1", "x"])
+    path.write_text("y_true,y_pred\n0,0.1\n1,x\n")
+    result = CliRunner().invoke(cli, ["eval", str(path), "--loss", "mse"])
+    assert result.exit_code == 3 and "row 1: column 'y_pred' holds non-numeric value 'x'" in result.stderr

@@ -61,7 +61,10 @@ def check_binary_labels(y: F64, owner: str, role: str = "y_true") -> None:
     if rows.any():
         i = int(np.argmax(rows))
         v = y[i][np.argmax(bad[i])] if y.ndim == 2 else y[i]
-        raise ValueProblem(role, i, f"label {v:g} is not 0 or 1 ({owner} needs binary labels)")
+        hint = ""
+        if role == "y_true" and v in (-1.0, 2.0):
+            hint = f"; for {'-1/1' if v < 0 else '1/2'} labels give --pos-label {'1' if v < 0 else '2'}"
+        raise ValueProblem(role, i, f"label {v:g} is not 0 or 1 ({owner} needs binary labels){hint}")
 
 
 def check_class_labels(
