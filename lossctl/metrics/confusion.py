@@ -315,6 +315,23 @@ def _label_cells(t: I64, p: I64) -> tuple[I64, I64]:
 
 def add_label_matrix(state: State, t: I64, p: I64, weight: F64 | None, slot: int) -> None:
     """Add a chunk's weighted (true label, decided label) pairs to the keyed ``matrix`` and ``seen``."""
+    if len(t) and min(int(t.min()), int(p.min())) >= 0 and max(int(t.max()), int(p.max())) <= 1:
+        # Binary labels, the common case: three counts, no label lookup.
+        tb, pb = t.astype(bool), p.astype(bool)
+        both = tb & pb
+        n, nt, np_, n11 = len(t), np.count_nonzero(tb), np.count_nonzero(pb), np.count_nonzero(both)
+        present = np.array([nt < n or np_ < n, nt + np_ > 0])
+        if weight is None:
+            counts = np.array([[n - nt - np_ + n11, np_ - n11], [nt - n11, n11]], dtype=np.float64)
+        else:
+            wt, wp, w11 = (float(np.add.reduce(weight, where=m)) for m in (tb, pb, both))
+            total = float(np.add.reduce(weight))
+            counts = np.array([[total - wt - wp + w11, wp - w11], [wt - w11, w11]])
+        matrix = counts[np.ix_(present, present)]
+        labels = np.flatnonzero(present).astype(np.int64)
+        state.add_keyed("matrix", labels, matrix, slot)
+        state.add_keyed("seen", labels, np.ones(len(labels)), slot)
+        return
     labels, cells = _label_cells(t, p)
     known = state.keyed("matrix")
     if len(labels) > MAX_LABELS or (known is not None and len(np.union1d(known[0], labels)) > MAX_LABELS):
@@ -323,8 +340,8 @@ def add_label_matrix(state: State, t: I64, p: I64, weight: F64 | None, slot: int
             "a confusion-matrix metric needs class labels, not a continuous target"
         )
     k = len(labels)
-    w = np.ones(len(t)) if weight is None else weight
-    matrix = np.asarray(np.bincount(cells, weights=w, minlength=k * k), dtype=np.float64).reshape(k, k)
+    counts = np.bincount(cells, minlength=k * k) if weight is None else np.bincount(cells, weights=weight, minlength=k * k)
+    matrix = np.asarray(counts, dtype=np.float64).reshape(k, k)
     state.add_keyed("matrix", labels, matrix, slot)
     state.add_keyed("seen", labels, np.ones(k), slot)
 

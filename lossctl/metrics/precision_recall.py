@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import F64, Batch
@@ -65,8 +66,7 @@ class Precision(Counts):
         if self.decision.top_k is not None or self.decision.class_id is not None:
             raise UsageProblem(f"{self.owner}: top_k and class_id need a probability matrix; y_pred has one column")
         threshold = 0.5 if self.decision.threshold is None else self.decision.threshold
-        p = batch.y_pred
-        decided = np.where(p == np.floor(p), p, p > threshold).astype(np.int64)
+        decided = decided_labels(batch.y_pred, threshold)
         add_label_matrix(state, batch.y_true.astype(np.int64), decided, batch.weight, batch.slot)
         self.count(state, batch)
 
@@ -98,6 +98,22 @@ class Precision(Counts):
     def ratio(self, tp: F64, fp: F64, fn: F64) -> Value:
         why = "no positive predictions (tp + fp = 0)"
         return averaged("precision", tp, tp + fp, tp, fp, fn, self.average, why, self.choice.zero_division, self.choice.labels is not None)
+
+
+def decided_labels(p: F64, threshold: float) -> NDArray[np.int64]:
+    """Whole numbers are predicted labels, other scores decide ``p > threshold`` (0 or 1).
+
+    Within [0, 1] the only whole numbers are 0 and 1, which the threshold
+    decides alike, so only the values outside are looked at again.
+    """
+    if threshold >= 1.0:
+        return np.where(p == np.floor(p), p, p > threshold).astype(np.int64)
+    decided = (p > threshold).astype(np.int64)
+    outside = (p < 0.0) | (p > 1.0)
+    if outside.any():
+        sub = p[outside]
+        decided[outside] = np.where(sub == np.floor(sub), sub, sub > threshold).astype(np.int64)
+    return decided
 
 
 class Recall(Precision):
