@@ -15,7 +15,7 @@ import numpy as np
 from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import F64, Batch
 from lossctl.errors import DataError
-from lossctl.metrics._curve_math import binary_columns, divide_no_nan
+from lossctl.metrics._curve_math import binary_columns, divide_no_nan, flat_label_weights, label_weighted_mean
 from lossctl.metrics._labels import colsum
 from lossctl.metrics._probabilities import sigmoid
 from lossctl.state import State
@@ -99,8 +99,6 @@ class Buckets(Accumulator):
             batch, self.owner, multi_label=self.multi_label, class_id=self.class_id
         )
         if self.label_weights is not None:
-            from lossctl.metrics.auc import flat_label_weights
-
             w = flat_label_weights(batch, w, self.label_weights, self.owner)
         if self.from_logits:
             scores = sigmoid(scores)
@@ -172,8 +170,6 @@ class BucketedAUC(Buckets):
                 return Value.undefined(f"AUC is undefined{where}: no negative labels (Keras reports 0)")
         per_column = keras_auc(tp, fp, tn, fn, self.curve, self.summation_method)
         if self.column_weights is not None:
-            from lossctl.metrics.auc import label_weighted_mean
-
             return Value.of(label_weighted_mean(list(per_column), self.column_weights, self.owner))
         return Value.of(float(np.mean(per_column)))
 

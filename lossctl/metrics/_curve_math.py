@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from lossctl.batch import F64, Batch
-from lossctl.errors import UsageProblem, ValueProblem
+from lossctl.errors import DataError, UsageProblem, ValueProblem
 from lossctl.metrics._labels import Bool, layout, score_matrix, truth_matrix
 
 
@@ -69,3 +69,22 @@ def divide_no_nan(a: F64, b: F64) -> F64:
     """
     safe = np.where(b == 0, 1.0, b)
     return np.where(b == 0, 0.0, a / safe)
+
+
+def flat_label_weights(batch: Batch, w: F64 | None, label_weights: tuple[float, ...], owner: str) -> F64:
+    """Keras's ``label_weights`` on flattened cells: each cell's weight times its column's label weight."""
+    width = 1 if batch.y_pred.ndim == 1 else batch.y_pred.shape[1]
+    if len(label_weights) != width:
+        raise DataError(f"{owner}: label_weights has {len(label_weights)} values for {width} label columns")
+    lw = np.tile(np.asarray(label_weights, dtype=np.float64), len(batch))
+    return lw if w is None else w * lw
+
+
+def label_weighted_mean(values: list[float], label_weights: tuple[float, ...], owner: str) -> float:
+    """Keras's multi_label AUC with ``label_weights``: ``sum(w * auc) / sum(w)``."""
+    if len(label_weights) != len(values):
+        raise DataError(f"{owner}: label_weights has {len(label_weights)} values for {len(values)} label columns")
+    lw = np.asarray(label_weights, dtype=np.float64)
+    if float(lw.sum()) == 0.0:
+        return float("nan")
+    return float(np.dot(lw, values) / lw.sum())

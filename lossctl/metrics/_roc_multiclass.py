@@ -17,7 +17,7 @@ from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import F64, Batch
 from lossctl.errors import DataError
 from lossctl.metrics._labels import layout
-from lossctl.metrics._sorting import _concat
+from lossctl.metrics._sorting import _concat, exact_roc_auc
 from lossctl.state import State
 
 
@@ -101,8 +101,6 @@ class OneVsOneAUC(Accumulator):
         return s, _concat(state.chunks(f"w.{i}.{j}", slot))
 
     def finish(self, state: State, slot: int = 0) -> Value:
-        from lossctl.metrics.auc import exact_roc_auc
-
         if state.get("classes") is None and state.rows(slot):
             return self.inner.finish(state, slot)
         if state.rows(slot) == 0 or state.get("classes") is None:

@@ -19,18 +19,19 @@ from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import F64, Batch
 from lossctl.errors import DataError, UsageProblem
 from lossctl.metrics._buckets import BucketedAUC
-from lossctl.metrics._curve_math import binary_columns, check_probabilities
+from lossctl.metrics._curve_math import binary_columns, check_probabilities, flat_label_weights, label_weighted_mean
 from lossctl.metrics._labels import check_labels
 from lossctl.metrics._roc_multiclass import OneVsOneAUC, partial_roc_auc
 from lossctl.metrics._sorting import (
     _compact_tail,
     _concat,
     _consolidate,
+    _has_nan,
     _roc_auc_on_two_cores,
     _run_starts,
     _sort_both,
-    _sorted,
-    _twice_mann_whitney,
+    _sorted_classes,
+    exact_roc_auc,
 )
 from lossctl.params import Applies, NumbersParam, Param, several_columns
 from lossctl.registry import Example, MetricDef, register
@@ -158,25 +159,6 @@ class ExactAUC(Accumulator):
         raise DataError(f"{self.owner}: cannot combine rows with weights and rows without")
 
 
-def flat_label_weights(batch: Batch, w: F64 | None, label_weights: tuple[float, ...], owner: str) -> F64:
-    """Keras's ``label_weights`` on flattened cells: each cell's weight times its column's label weight."""
-    width = 1 if batch.y_pred.ndim == 1 else batch.y_pred.shape[1]
-    if len(label_weights) != width:
-        raise DataError(f"{owner}: label_weights has {len(label_weights)} values for {width} label columns")
-    lw = np.tile(np.asarray(label_weights, dtype=np.float64), len(batch))
-    return lw if w is None else w * lw
-
-
-def label_weighted_mean(values: list[float], label_weights: tuple[float, ...], owner: str) -> float:
-    """Keras's multi_label AUC with ``label_weights``: ``sum(w * auc) / sum(w)``."""
-    if len(label_weights) != len(values):
-        raise DataError(f"{owner}: label_weights has {len(label_weights)} values for {len(values)} label columns")
-    lw = np.asarray(label_weights, dtype=np.float64)
-    if float(lw.sum()) == 0.0:
-        return float("nan")
-    return float(np.dot(lw, values) / lw.sum())
-
-
 def _keep(state: State, slot: int, name: str, weight_name: str, scores: F64, weights: F64 | None) -> None:
     """Append a chunk's scores (and weights) to one class of one label column."""
     parts = state.append(name, slot, scores)
@@ -193,48 +175,6 @@ def _keep(state: State, slot: int, name: str, weight_name: str, scores: F64, wei
         # Earlier chunks came without weights: they weigh 1.
         wparts[:0] = [np.ones(len(p)) for p in parts[:-1]]
     _compact_tail(parts, wparts if len(wparts) == len(parts) else None)
-
-
-def _sorted_classes(
-    pos: F64, pos_w: F64 | None, neg: F64, neg_w: F64 | None
-) -> tuple[F64, F64 | None, F64, F64 | None]:
-    """Both classes' scores sorted, their weights in the same order."""
-    pos, pos_w = _sorted(pos, pos_w)
-    neg, neg_w = _sorted(neg, neg_w)
-    return pos, pos_w, neg, neg_w
-
-
-def _has_nan(pos: F64, neg: F64) -> bool:
-    """Whether a sorted class holds NaN (sorted last)."""
-    return bool((pos.size and np.isnan(pos[-1])) or (neg.size and np.isnan(neg[-1])))
-
-
-def exact_roc_auc(pos: F64, neg: F64, pos_w: F64 | None, neg_w: F64 | None) -> tuple[float | None, str]:
-    """ROC AUC as the Mann-Whitney statistic, ties counted 1/2 (= scikit-learn's).
-
-    Formula: ``sum over positive i, negative j of w_i w_j ([s_i > s_j] + [s_i == s_j] / 2)
-    / (sum(w_pos) * sum(w_neg))``. Each class is sorted once; counts come from
-    ``searchsorted``, never from an argsort of all rows.
-
-    Returns:
-        ``(value, "")`` or ``(None, reason)``.
-    """
-    pos, pos_w, neg, neg_w = _sorted_classes(pos, pos_w, neg, neg_w)
-    if _has_nan(pos, neg):
-        return None, "NaN scores"
-    wp = float(pos.size) if pos_w is None else float(pos_w.sum())
-    wn = float(neg.size) if neg_w is None else float(neg_w.sum())
-    if wp == 0.0 or wn == 0.0:
-        return None, "y_true holds only one class (Keras reports 0)"
-    if pos_w is None and neg_w is None:
-        return _twice_mann_whitney(pos, neg) / (2.0 * pos.size * neg.size), ""
-    assert pos_w is not None and neg_w is not None
-    below = np.searchsorted(neg, pos, side="left")
-    upto = np.searchsorted(neg, pos, side="right")
-    cum = np.concatenate(([0.0], np.cumsum(neg_w)))
-    # below + equal / 2 == (cum[below] + cum[upto]) / 2
-    num = float(np.dot(pos_w, cum[below] + cum[upto])) / 2.0
-    return num / (wp * wn), ""
 
 
 def exact_average_precision(
@@ -412,7 +352,7 @@ register(
         state=_auc_state,
         memory=(
             "exact (default): 8 bytes a row (one float64 score, stored by class), 16 with "
-            "--weight; num_thresholds=N: 2N floats per label column"
+            "--weight; multi_class=ovo: C floats a row (C classes); num_thresholds=N: 2N floats per label column"
         ),
         shapes="any",
         element_weights=True,
