@@ -239,6 +239,16 @@ class Mean(Accumulator):
         self.key = state_key("mean", kernel if identity is None else identity, self.params)
 
     def update(self, state: State, batch: Batch) -> None:
+        if batch.weight is not None and batch.weight.ndim == 2:
+            # A weight per cell (Keras's per-element sample_weight; the registry
+            # lets only element-wise kernels get here): each cell is a row.
+            self._add(state, batch.cells())
+            self.count(state, batch)
+            return
+        self._add(state, batch)
+        self.count(state, batch)
+
+    def _add(self, state: State, batch: Batch) -> None:
         total, weight, s = state.declare("total", "sum"), state.declare("weight", "sum"), batch.slot
         if batch.groups is not None:
             # One segmented sum for every group of the chunk.
@@ -256,7 +266,6 @@ class Mean(Accumulator):
             # which costs 100x more than the arithmetic on a busy 2-core machine.
             total[s] += float(np.vdot(batch.weight, values))
             weight[s] += float(np.add.reduce(batch.weight))
-        self.count(state, batch)
 
     def linear(self, batch: Batch) -> tuple[list[Any], Any]:
         return [batch.per_row(self.kernel, self.params), None], None

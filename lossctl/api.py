@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lossctl.batch import F64, Batch
-from lossctl.errors import DataError, UsageProblem
+from lossctl.batch import F64
+from lossctl.errors import DataError, UsageProblem, ValueProblem
 from lossctl.params import parse_spec
 from lossctl.registry import lookup, parse_params, resolve_params
 from lossctl.request import Request
@@ -151,24 +151,42 @@ evaluate.__doc__ = (evaluate.__doc__ or "").replace("{keywords}", _keywords_doc(
 
 
 def _as_array(values: Any, role: str) -> F64:
-    a = np.asarray(values, dtype=np.float64)
+    """An input as float64, as the readers give it: a non-numeric value is the CLI's data error."""
+    try:
+        a = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raw = np.asarray(values, dtype=object)
+        flat = raw.reshape(len(raw), -1) if raw.ndim > 1 else raw.reshape(-1, 1)
+        for i, row in enumerate(flat):
+            for v in row:
+                try:
+                    float(v)
+                except (TypeError, ValueError):
+                    if role == "y_true":
+                        # As eval: text labels need an order of the classes (a usage error, exit 2).
+                        raise UsageProblem(
+                            f"y_true ('y_true') holds text labels ({str(v)!r}): give class indices, or "
+                            "evaluate with classes=A,B,C or pos_label=VALUE (--classes, --pos-label)"
+                        ) from None
+                    raise DataError(f"{role} row {i}: column '{role}' holds non-numeric value {str(v)!r}") from None
+        raise DataError(f"{role}: not an array of numbers") from None
     if a.ndim == 0:
         a = a.reshape(1)
     if a.ndim == 2 and a.shape[1] == 1:
         a = a[:, 0]
-    if a.ndim > 2:
-        a = a.reshape(a.shape[0], -1)
     return a
 
 
-def get(name: str | Callable[..., Any], **params: Any) -> Callable[..., float | None]:
+def get(name: str | Callable[..., Any], *, kind: str | None = None, **params: Any) -> Callable[..., float | None]:
     """Return ``fn(y_true, y_pred, sample_weight=None) -> float`` for a loss or metric.
 
     ``name`` may carry parameters (``"huber:delta=2"``); keyword ``params``
     override them. Values are checked now, as on the command line. ``name``
     may also be a function written as a Keras loss, ``f(y_true, y_pred)``
     returning one value per row (or a factory returning one, as a plugin
-    defines them): the result is its weighted mean.
+    defines them): the result is its weighted mean. ``kind="metric"``
+    computes a loss as ``--metric`` does (Keras's metric of that name:
+    ``keras.metrics.get`` rather than ``keras.losses.get``).
 
     Example:
         >>> import lossctl
@@ -185,20 +203,45 @@ def get(name: str | Callable[..., Any], **params: Any) -> Callable[..., float | 
         raw = parse_spec(name)
         entry = lookup(raw.name)
         merged = resolve_params(entry, {**parse_params(entry, raw), **params})
+    if kind not in (None, "loss", "metric"):
+        raise UsageProblem(f"kind must be 'loss' or 'metric', not {kind!r}")
+    as_kind = entry.kind if kind is None else kind
 
     def fn(y_true: Any, y_pred: Any, sample_weight: Any = None) -> float | None:
+        from lossctl.elements import element_batch, first_negative, negative_text
+        from lossctl.plan import check_shapes
+        from lossctl.registry import Resolved
+
         yt, yp = _as_array(y_true, "y_true"), _as_array(y_pred, "y_pred")
         if len(yt) != len(yp):
             raise DataError(f"y_true has {len(yt)} rows but y_pred has {len(yp)}")
-        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+        w = None if sample_weight is None else _as_array(sample_weight, "sample_weight")
         if w is not None and len(w) != len(yt):
             raise DataError(f"sample_weight has {len(w)} rows but y_true has {len(yt)}")
-        state = entry.make_state(merged, entry.kind)
-        batch = Batch(yt, yp, w)
-        if entry.validate is not None and len(batch):
-            entry.validate(batch, **merged)
+        if w is not None:
+            # The CLI's checks, with its words: a negative weight or a non-finite sum is a data error.
+            i = first_negative(w)
+            if i is not None:
+                raise DataError(f"sample_weight row {i}: column 'sample_weight': {negative_text(w[i])}")
+            if not np.isfinite(np.add.reduce(w, axis=None)):
+                raise DataError("sample_weight: the sum of weights is not finite")
+        batch = element_batch(yt, yp, w)
+        use, params = entry, merged
+        if entry.resolve is not None and len(batch):
+            # A convenience name (accuracy) picks its entry from the input, as eval does.
+            use, params = entry.resolve(batch.y_true, batch.y_pred, merged)
         if len(batch):
-            state.update(batch)
+            check_shapes(None, batch.y_true, batch.y_pred, [Resolved(entry.name, as_kind, use, params)], batch.weight)  # type: ignore[arg-type]  # checked above
+        state = use.make_state(params, as_kind)  # type: ignore[arg-type]
+        try:
+            if use.validate is not None and len(batch):
+                use.validate(batch, **params)
+            if len(batch):
+                state.update(batch)
+        except ValueProblem as problem:
+            # The row of the input as given (an element row of an input of more than two dimensions is in one).
+            problem.index //= batch.per_input_row
+            raise
         return state.result().value
 
     fn.__name__ = entry.name

@@ -22,16 +22,27 @@ _WEIGHTED = frozenset({"_row_total", "_group_counts"})
 
 # Keras's epsilon (keras.config.epsilon()), used where probabilities are clipped.
 EPSILON = 1e-7
+# The bounds Keras's cross-entropies clip probabilities to, as Keras applies them:
+# [eps, 1 - eps] rounded to float32 (Keras runs float32), so that a saturated
+# prediction gives Keras's number: y=0, p=1 is -log(1 - 0.99999988) = 15.942,
+# not -log(1e-7) = 16.118 (SPEC section 4).
+CLIP_LOW = float(np.float32(EPSILON))
+CLIP_HIGH = float(np.float32(1.0 - EPSILON))
 
 
 class Batch:
     """Rows ``y_true``, ``y_pred`` and optional ``weight`` of one chunk.
 
     Arrays are float64, shape ``(N,)`` for one value per row or ``(N, D)`` for
-    a vector per row. ``weight`` is ``(N,)`` or ``None``. Kernels treat the
+    a vector per row. ``weight`` is ``(N,)``, ``(N, C)`` (a weight per cell,
+    Keras's per-element ``sample_weight``) or ``None``. Kernels treat the
     arrays as read-only. ``slot`` is the state slot the rows fold into;
     ``groups`` (int64 ``(N,)``), when given, the slot of each row instead.
     """
+
+    # Element rows per input row: more than 1 for inputs of more than two
+    # dimensions, whose element rows are all the kernels see (lossctl.elements).
+    per_input_row = 1
 
     def __init__(
         self, y_true: F64, y_pred: F64, weight: F64 | None = None, slot: int = 0, groups: NDArray[np.int64] | None = None
@@ -76,6 +87,15 @@ class Batch:
             part.rows = None if self.rows is None else self.rows[rows]
             out.append(part)
         return out
+
+    def cells(self) -> Batch:
+        """A batch with one row per cell of ``(N, C)`` arrays, for a weight per cell ``(N, C)``."""
+        w = self.weight
+        assert w is not None and w.ndim == 2
+        groups = None if self.groups is None else np.repeat(self.groups, w.shape[1])
+        y_true = np.broadcast_to(as_rows(self.y_true), w.shape).ravel()
+        y_pred = np.broadcast_to(as_rows(self.y_pred), w.shape).ravel()
+        return Batch(y_true, y_pred, w.ravel(), self.slot, groups)
 
     def __len__(self) -> int:
         return int(self.y_true.shape[0])
@@ -127,8 +147,8 @@ class Batch:
 
     @cached_property
     def clipped_pred(self) -> F64:
-        """``clip(y_pred, eps, 1 - eps)``, as Keras's binary cross-entropies clip."""
-        return np.clip(self.y_pred, EPSILON, 1.0 - EPSILON)
+        """``clip(y_pred, eps, 1 - eps)``, as Keras's binary cross-entropies clip (float32 bounds)."""
+        return np.clip(self.y_pred, CLIP_LOW, CLIP_HIGH)
 
     @cached_property
     def normalized_pred(self) -> F64:
@@ -139,7 +159,7 @@ class Batch:
         """
         p = as_rows(self.y_pred)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.clip(p / p.sum(axis=-1, keepdims=True), EPSILON, 1.0 - EPSILON)
+            return np.clip(p / p.sum(axis=-1, keepdims=True), CLIP_LOW, CLIP_HIGH)
 
     @cached_property
     def log_softmax_pred(self) -> F64:

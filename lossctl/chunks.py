@@ -8,6 +8,7 @@ into one array per role. No metric logic.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -89,13 +90,14 @@ def slicer_for(selection: Selection, columns: Sequence[str], max_groups: int) ->
 
 
 def aligned_chunks(
-    selection: Selection, rows: int, slicer: Slicer | None = None, first_row: int = 0
+    selection: Selection, rows: int, slicer: Slicer | None = None, first_row: int = 0, labels: Any = None
 ) -> Iterator[tuple[int, dict[str, F64]]]:
     """Yield ``(first_row, {role: array})`` with every role aligned, ``rows`` rows a chunk.
 
     With a ``slicer``, each chunk also has ``group``: the group id of every row.
     ``first_row``: the global row number of the selection's first row (a
-    piece of a dataset read on its own).
+    piece of a dataset read on its own). ``labels`` (a
+    :class:`lossctl.labels.LabelCoder`) codes the y_true column's labels as it is read.
     """
     groups: dict[int, tuple[Table, list[RoleColumns]]] = {}
     for role in selection.roles():
@@ -104,10 +106,12 @@ def aligned_chunks(
     for table, roles in groups.values():
         names = list(dict.fromkeys(c for r in roles for c in r.columns))
         own = slicer if slicer is not None and slicer.table is table else None
-        convert = None
+        convert: dict[str, Any] | None = None
         if own is not None:
             names += [c for c in own.columns if c not in names]
             convert = own.converters()
+        if labels is not None and table is selection.y_true.table:
+            convert = {**(convert or {}), labels.column: labels}
         # Decoding, rechunking and assembling the role arrays run ahead in a
         # reader thread, overlapped with the metric kernels in this one.
         assembled = _assemble(rechunk(table.chunks(names, rows, convert), rows), roles, own, first_row)

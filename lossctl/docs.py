@@ -54,7 +54,7 @@ class Sample:
 SAMPLES = (
     Sample("sample_data/regression.csv", "regression", ("same", "any"), ("row", "row")),
     Sample("sample_data/binary.csv", "binary", ("same", "any"), ("row", "row")),
-    Sample("sample_data/multiclass.parquet", "multiclass", ("sparse", "any"), ("row", "matrix")),
+    Sample("sample_data/multiclass.parquet", "multiclass", ("sparse", "labels", "any"), ("row", "matrix")),
 )
 
 
@@ -296,6 +296,7 @@ def explain_info(entry: MetricDef, asked: str | None = None) -> dict[str, Any]:
             "formula": entry.formula,
             "inputs": entry.inputs,
             "shapes": entry.shapes,
+            "weights": weights_text(entry),
             "memory": entry.memory,
             "ci_cost": ci_cost(entry),
             "keras": entry.keras,
@@ -322,6 +323,10 @@ def explain_info(entry: MetricDef, asked: str | None = None) -> dict[str, Any]:
 SHAPES_TEXT = {
     "same": "y_true and y_pred have the same width",
     "sparse": "y_true holds integer class labels (N,); y_pred a probability matrix (N, C)",
+    "labels": (
+        "y_true holds integer class labels (N,) against labels (N,) or a probability matrix (N, C), "
+        "or label matrices (N, D) of the same width, read cell by cell"
+    ),
     "any": "the entry checks the shapes itself",
 }
 
@@ -375,6 +380,7 @@ def explain_text(entry: MetricDef, asked: str | None = None) -> str:
     else:
         lines.append("  none")
     lines += ["", "Inputs:", f"  {entry.inputs}", f"  shapes: {entry.shapes} ({SHAPES_TEXT.get(entry.shapes, entry.shapes)})"]
+    lines.append(f"  weights: {weights_text(entry)}")
     lines.append("")
     add_field("memory", entry.memory)
     add_field("under --ci", ci_cost(entry))
@@ -397,6 +403,16 @@ def explain_text(entry: MetricDef, asked: str | None = None) -> str:
     if commands:
         lines += ["", "Try it:"] + [f"  {c}" for c in commands]
     return "\n".join(lines) + "\n"
+
+
+def weights_text(entry: MetricDef) -> str:
+    """How ``--weight`` / ``sample_weight`` applies to the entry."""
+    if entry.element_weights:
+        return (
+            "one per row, or one per cell of an (N, C) input (Keras's per-element sample_weight), "
+            "each cell weighed as Keras weighs it"
+        )
+    return "one per row (a weight per cell is an error, as in Keras: the value is one per row)"
 
 
 def _cell(text: str) -> str:
@@ -425,6 +441,7 @@ def _entry_markdown(entry: MetricDef) -> list[str]:
     out.append(f"- **Kind:** {entry.kind}; **task:** {entry.task.replace('|', ', ')}; "
                f"**direction:** {entry.direction} ({direction_words(entry.direction)})")
     out.append(f"- **Inputs:** {entry.inputs} (shapes: `{entry.shapes}`)")
+    out.append(f"- **Weights:** {weights_text(entry)}")
     out.append(f"- **Memory:** {entry.memory}")
     out.append(f"- **Under `--ci`:** {ci_cost(entry)}")
     out.append(f"- **Keras:** {f'`{entry.keras}`' if entry.keras else 'none'}")
@@ -470,6 +487,10 @@ def render_markdown() -> str:
         f"{total} entries. Names are case-insensitive and `-` equals `_`; parameters are written "
         "`NAME:key=value[:key=value]`. Every loss also takes `reduction` "
         "(`mean`, `sum_over_batch_size`, `sum`) and can be requested as a metric. "
+        "Inputs of more than two dimensions (`(N, H, W, C)`, a segmentation map) are evaluated "
+        "as Keras evaluates them: the last axis is the class / output axis, each element of "
+        "`(N, H, W)` is a row of the shapes below (`rows` counts them), a sample's weight "
+        "applies to each of its elements and a weight of shape `(N, H, W)` element by element. "
         "`lossctl list` and `lossctl explain NAME` show the same information.",
         "",
         "| name | aliases | kind | task | summary |",

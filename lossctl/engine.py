@@ -22,6 +22,7 @@ from lossctl import bootstrap, pairing
 from lossctl.batch import F64, Batch
 from lossctl.chunks import GROUP, Slicer, aligned_chunks, slicer_for
 from lossctl.columns import Selection
+from lossctl.elements import element_batch, first_negative, negative_text
 from lossctl.errors import DataError, UsageProblem, ValueProblem
 from lossctl.finish import finish, signature
 from lossctl.io import open_one
@@ -51,8 +52,8 @@ def finite_mask(arrays: dict[str, F64]) -> tuple[np.ndarray | None, dict[str, np
             # (A sum that overflows falls through to the exact check.)
             continue
         ok = np.isfinite(a)
-        if a.ndim == 2:
-            ok = ok.all(axis=1)
+        if a.ndim >= 2:
+            ok = ok.reshape(len(a), -1).all(axis=1)
         if not ok.all():
             bad_by_role[role] = ~ok
     if not bad_by_role:
@@ -122,11 +123,10 @@ class Lane:
             return
         weight = arrays.get("weight")
         if weight is not None:
-            negative = np.flatnonzero(weight < 0)
-            if negative.size:
+            i = first_negative(weight)
+            if i is not None:
                 label, source = describe(self.selection, "weight")
-                i = int(negative[0])
-                raise DataError(f"{label} row {start + i}: column '{source}': negative weight {weight[i]:g}")
+                raise DataError(f"{label} row {start + i}: column '{source}': {negative_text(weight[i])}")
         groups = arrays.get(GROUP)
         if groups is not None and self.stride > 1:
             # Group g's plain rows go to slot g * stride; its replicates follow.
@@ -138,11 +138,13 @@ class Lane:
         work = []
         for number, arm in enumerate(plan.arms or (None,)):
             pred = arrays["y_pred"] if arm in (None, pairing.BASELINE) else arrays[pairing.PRED]
-            batch = Batch(arrays["y_true"], pred, weight, groups=groups)
+            batch = element_batch(arrays["y_true"], pred, weight, groups)
+            if len(batch) == 0:
+                return
             try:
                 self._fold(start, n, kept, batch, arm, number * len(plan.specs))
             except ValueProblem as problem:
-                raise DataError(located(problem, self.selection, start, kept, arm)) from None
+                raise DataError(located(problem, self.selection, start, kept, arm, batch.per_input_row)) from None
             work.append((batch, self.updates[arm]))
         if plan.replication is not None:
             # Every arm's replicates at once: the weights depend on the rows only.
@@ -162,12 +164,14 @@ class Lane:
                     partial.warned[i + offset] = (start, f"{'' if arm is None else arm + ': '}{r.spec}: {message}")
         if self.on_rows is not None:
             rows = np.arange(start, start + n, dtype=np.int64)
-            self.on_rows(rows if kept is None else rows[kept], batch, plan.specs)
+            self.on_rows(rows if kept is None else rows[kept], batch.samples if batch.per_input_row > 1 else batch, plan.specs)
         rep, stride = plan.replication, self.stride
         if rep is not None:
-            # The bootstrap's counter: the row's number in the whole input (--first-row for a shard).
+            # The bootstrap's counter: the row's number in the whole input (--first-row for a shard);
+            # an input row's elements (inputs of more than two dimensions) share its weights.
             rows = np.arange(self.first_row + start, self.first_row + start + n, dtype=np.int64)
-            batch.rows = rows if kept is None else rows[kept]
+            rows = rows if kept is None else rows[kept]
+            batch.rows = rows if batch.per_input_row == 1 else np.repeat(rows, batch.per_input_row)
         groups = batch.groups
         if groups is None and rep is None:
             for acc, state in updates:
@@ -189,7 +193,12 @@ class Lane:
 
 
 def located(
-    problem: ValueProblem, selection: Selection, start: int, kept: np.ndarray | None = None, arm: str | None = None
+    problem: ValueProblem,
+    selection: Selection,
+    start: int,
+    kept: np.ndarray | None = None,
+    arm: str | None = None,
+    per_row: int = 1,
 ) -> str:
     """The message of a value problem met in the chunk starting at ``start``, with its global row.
 
@@ -198,7 +207,8 @@ def located(
     when it is another, the row at fault. ``kept``: the rows ``--nan drop``
     left in the chunk (the problem's index counts those).
     """
-    offset = problem.index if kept is None else int(np.flatnonzero(kept)[problem.index])
+    index = problem.index // per_row  # an element row of an input of more than two dimensions
+    offset = index if kept is None else int(np.flatnonzero(kept)[index])
     # The candidate's predictions are their own role (a comparison).
     pred = pairing.PRED if arm == pairing.CANDIDATE else "y_pred"
     if problem.role is None:
@@ -381,7 +391,10 @@ def prepare(
         if request.max_groups < 1:
             raise UsageProblem(f"--max-groups must be a positive number, not {request.max_groups}")
         slicer = slicer_for(selection, tuple(dict.fromkeys(request.by)), request.max_groups)
-    stream = aligned_chunks(selection, request.chunk_size, slicer)
+    from lossctl.labels import label_coder
+
+    coder = label_coder(selection, request.classes, request.pos_label)
+    stream = aligned_chunks(selection, request.chunk_size, slicer, labels=coder)
     first = next(stream, None)
     first_roles = None if first is None else {k: v for k, v in first[1].items() if k != GROUP}
     if compare and first_roles is not None:

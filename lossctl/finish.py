@@ -159,7 +159,7 @@ def _warnings(
     plan: Plan, partial: Partial, arms: list[tuple[list[MetricResult], dict[int, list[MetricResult]]]]
 ) -> list[str]:
     warnings: list[str] = [partial.warned[i][1] for i in sorted(partial.warned)]
-    warnings += parameter_warnings(plan)
+    warnings += parameter_warnings(plan, arms[0][0] if arms else ())
     if partial.rows == 0:
         warnings.append("no rows: every value is undefined")
     if partial.dropped:
@@ -183,12 +183,21 @@ def _warnings(
     return warnings
 
 
-def parameter_warnings(plan: Plan) -> list[str]:
-    """Parameters given that cannot apply to this input's shapes (none before any row was read)."""
+def parameter_warnings(plan: Plan, results: Sequence[MetricResult] = ()) -> list[str]:
+    """Parameters given that cannot apply to this input's shapes (none before any row was read).
+
+    A result over several class labels read from one column (``classes`` in
+    its extra: precision of predicted labels) counts as that many columns.
+    """
     true, pred = plan.roles.get("y_true"), plan.roles.get("y_pred")
     if true is None or pred is None or true.width is None or pred.width is None:
         return []
-    return [w for r in plan.specs for w in not_applicable(r, true.width, pred.width)]
+    out = []
+    for i, r in enumerate(plan.specs):
+        classes = results[i].extra.get("classes") if i < len(results) else None
+        widths = (len(classes), len(classes)) if classes else (true.width, pred.width)
+        out += not_applicable(r, *widths)
+    return out
 
 
 def signature(

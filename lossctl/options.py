@@ -96,6 +96,13 @@ OPTIONS: tuple[Option, ...] = (
            config="columns.pred", metavar="COL|PATH[:COL]", commands=_READ, complete="column"),
     Option("weight", ("--weight",), "Per-row sample weights.",
            config="columns.weight", metavar="COL|PATH[:COL]", commands=_READ, complete="column"),
+    Option("classes", ("--classes",),
+           "Class labels in order (cat,dog,bird): y_true's labels (text or numbers) become class 0, 1, 2… "
+           "[default: the suffixes of the probability columns, prob_cat,prob_dog]",
+           config="columns.classes", metavar="A,B,C", commands=_READ),
+    Option("pos_label", ("--pos-label",),
+           "With one probability column: y_true's label of the positive class (the other label is negative).",
+           config="columns.pos_label", metavar="VALUE", commands=_READ),
     Option("chunk_size", ("--chunk-size",), "Rows per chunk (memory is bounded by it).  [default: 65536]",
            default=DEFAULT_CHUNK_ROWS, type=int, metavar="ROWS", commands=_READ),
     Option("input_format", ("--input-format",), "Read FILEs as this format, whatever their extension.",

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from lossctl.errors import UsageProblem
 
@@ -190,6 +193,112 @@ def _parse_int(raw: str) -> int:
     if not value.is_integer():
         raise ValueError(raw)
     return int(value)
+
+
+@dataclass(frozen=True)
+class ListParam(Param):
+    """A tuple of numbers, written joined by ``+`` on the command line (``0+2``, ``0.2+0.5``).
+
+    Commas separate specs (``--metric iou,auc``), so items are joined by ``+``
+    (``;`` and spaces are accepted too, when quoted). Subclasses say what an
+    item is (:meth:`convert`).
+    """
+
+    def convert(self, value: Any) -> tuple[Any, ...]:
+        """The value as a tuple; ``TypeError`` or ``ValueError`` when it is not one of these."""
+        raise NotImplementedError
+
+    def parse(self, owner: str, text: str) -> Any:
+        if self.optional and text.strip().lower() in {"none", "null"}:
+            return None
+        try:
+            return self.convert(text)
+        except (TypeError, ValueError):
+            raise UsageProblem(
+                f"{owner}: bad value '{text}' for parameter '{self.name}'; expected {self.describe()}"
+            ) from None
+
+    def check(self, owner: str, value: Any) -> None:
+        if value is None and self.optional:
+            return
+        try:
+            self.convert(value)
+        except (TypeError, ValueError):
+            raise UsageProblem(
+                f"{owner}: bad value {value!r} for parameter '{self.name}'; expected {self.describe()}"
+            ) from None
+
+
+def _items(value: Any) -> Any:
+    """``"0+2"`` as ``["0", "2"]``; anything else unchanged."""
+    if isinstance(value, str):
+        return [p for p in re.split(r"[+;\s]+", value.strip()) if p]
+    return value
+
+
+@dataclass(frozen=True)
+class ClassIdsParam(ListParam):
+    """A tuple of class ids (non-negative integers): ``target_class_ids=0+2``, ``labels=0+2``."""
+
+    def describe(self) -> str:
+        return "class ids joined by '+' (e.g. 0+2), or a sequence of non-negative integers"
+
+    def convert(self, value: Any) -> tuple[Any, ...]:
+        return class_ids(value)
+
+
+def class_ids(value: Any) -> tuple[int, ...]:
+    """Normalise a ``target_class_ids`` value (int, sequence or ``0+2`` text) to a tuple."""
+    value = _items(value)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (value,)
+    out = []
+    for v in value:
+        if isinstance(v, bool):
+            raise TypeError(v)
+        f = float(v)
+        if not f.is_integer() or f < 0:
+            raise ValueError(v)
+        out.append(int(f))
+    if not out:
+        raise ValueError(value)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class NumbersParam(ListParam):
+    """A tuple of numbers within ``[low, high]``: ``thresholds=0.2+0.5+0.8``."""
+
+    def describe(self) -> str:
+        bounds = "" if self.low is None or self.high is None else f" in [{self.low:g}, {self.high:g}]"
+        return f"numbers{bounds} joined by '+' (e.g. 0.2+0.5)"
+
+    def convert(self, value: Any) -> tuple[Any, ...]:
+        value = _items(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = (value,)
+        if not value or any(isinstance(v, bool) for v in value):
+            raise ValueError(value)
+        out = tuple(float(v) for v in value)
+        for v in out:
+            if not math.isfinite(v) or (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
+                raise ValueError(v)
+        return out
+
+
+@dataclass(frozen=True)
+class ChoiceOrWeightsParam(NumbersParam):
+    """One of ``choices``, or weights joined by ``+`` (scikit-learn's ``multioutput``: a name or an array)."""
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(self.choices) + ", or non-negative weights joined by '+' (e.g. 0.3+0.7)"
+
+    def convert(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for choice in self.choices:
+                if choice.lower() == value.strip().lower():
+                    return choice
+        return super().convert(value)
 
 
 @dataclass(frozen=True)

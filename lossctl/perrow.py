@@ -63,6 +63,14 @@ def per_row_values(r: Resolved, batch: Batch) -> F64:
     return values
 
 
+def row_weights(batch: Batch) -> F64:
+    """One weight per row: the row's weight, or the mean of its elements' weights (1 without weights)."""
+    w = batch.weight
+    if w is None:
+        return np.ones(len(batch))
+    return w if w.ndim == 1 else w.reshape(len(w), -1).mean(axis=1)
+
+
 def _not_per_row(r: Resolved) -> str:
     shown = r.spec if r.resolved_from is None and r.spec == r.name else f"{r.spec} ({r.name})"
     return shown
@@ -98,6 +106,7 @@ class PerRowWriter:
         self._names: list[str] = []
         self._writer: Any = None
         self._schema: pa.Schema | None = None
+        self._weighted = False
         self._out = Replacement(path, "--per-row")
 
     def chain(self, other: RowsHook | None) -> RowsHook:
@@ -110,7 +119,7 @@ class PerRowWriter:
 
         return hook
 
-    def _start(self, specs: Sequence[Resolved]) -> None:
+    def _start(self, specs: Sequence[Resolved], weighted: bool = False) -> None:
         import pyarrow as pa
 
         chosen = [r for r in specs if is_per_row(r.entry)]
@@ -132,7 +141,12 @@ class PerRowWriter:
                 name += "_"
             names.append(name)
         self._specs, self._names = chosen, names
-        self._schema = pa.schema([pa.field("row", pa.int64()), *(pa.field(n, pa.float64()) for n in names)])
+        self._weighted = weighted
+        fields = [pa.field("row", pa.int64()), *(pa.field(n, pa.float64()) for n in names)]
+        if weighted:
+            # Keras's per-sample losses with sample_weight (reduction=None): the weight times the value.
+            fields += [pa.field("weight", pa.float64()), *(pa.field(f"{n}*weight", pa.float64()) for n in names)]
+        self._schema = pa.schema(fields)
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
@@ -151,11 +165,13 @@ class PerRowWriter:
         import pyarrow as pa
 
         if self._specs is None:
-            self._start(specs)
+            self._start(specs, batch.weight is not None)
         assert self._specs is not None
-        columns = [pa.array(rows, pa.int64())] + [
-            pa.array(np.asarray(per_row_values(r, batch), dtype=np.float64)) for r in self._specs
-        ]
+        values = [np.asarray(per_row_values(r, batch), dtype=np.float64) for r in self._specs]
+        columns = [pa.array(rows, pa.int64())] + [pa.array(v) for v in values]
+        if self._weighted:
+            w = row_weights(batch)
+            columns += [pa.array(w)] + [pa.array(v * w) for v in values]
         try:
             self._writer.write_batch(pa.record_batch(columns, schema=self._schema))
         except OSError as exc:
@@ -262,7 +278,7 @@ class Worst:
 def _cell(a: F64, i: int) -> float | list[float] | None:
     v = a[i]
     if np.ndim(v):
-        return [None if not np.isfinite(x) else float(x) for x in v]  # type: ignore[misc]  # JSON lists may hold null
+        return [None if not np.isfinite(x) else float(x) for x in np.ravel(v)]  # type: ignore[misc]  # JSON lists may hold null
     return float(v) if np.isfinite(v) else None
 
 
@@ -318,5 +334,8 @@ def worst_rows(evaluation: Evaluation, hook: Worst, spec: Resolved, n: int) -> W
             row["y_pred"] = _cell(k.y_pred, rank)
             if k.weight is not None:
                 row["weight"] = _cell(k.weight, rank)
+                weight = float(np.mean(k.weight[rank]))
+                # Keras's per-sample loss with sample_weight: the weight times the value.
+                row["weighted_value"] = v * weight if np.isfinite(v) else None
             out.append(row)
     return WorstRows(evaluation, hook.spec or spec, n, tuple(out))

@@ -217,18 +217,22 @@ def decide(
 
     ``first`` is the first chunk's role arrays (``None`` for an input with no rows).
     """
+    from lossctl.elements import flatten
     from lossctl.task import infer_task
 
     widths: dict[str, int] = {}
     task = None
     if first is not None:
-        y_true, y_pred = first["y_true"], first["y_pred"]
+        # Inputs of more than two dimensions are their element rows (the last axis the class axis).
+        e = flatten(first["y_true"], first["y_pred"], first.get("weight"))
+        y_true, y_pred = e.y_true, e.y_pred
         task = infer_task(y_true, y_pred)
         if not specs:
             specs = default_specs(task, y_true, y_pred)
         specs = [_resolve_convenience(r, y_true, y_pred) for r in specs]
-        check_shapes(selection, y_true, y_pred, specs)
-        widths = {k: (1 if v.ndim == 1 else int(v.shape[1])) for k, v in first.items()}
+        check_shapes(selection, y_true, y_pred, specs, e.weight)
+        elements = {"y_true": y_true, "y_pred": y_pred, "weight": e.weight}
+        widths = {k: (1 if v.ndim == 1 else int(v.shape[1])) for k, v in elements.items() if v is not None}
     elif not specs:
         specs = default_specs("regression")
     roles = {
@@ -245,19 +249,39 @@ def _resolve_convenience(r: Resolved, y_true: F64, y_pred: F64) -> Resolved:
     return Resolved(spec=r.spec, kind=r.kind, entry=entry, params=params, resolved_from=r.entry.name)
 
 
-def check_shapes(selection: Selection, y_true: F64, y_pred: F64, specs: list[Resolved]) -> None:
+def check_shapes(
+    selection: Selection | None, y_true: F64, y_pred: F64, specs: list[Resolved], weight: F64 | None = None
+) -> None:
+    """Shapes each spec needs, and per-element weights only for the entries that weigh elements.
+
+    ``selection`` names the inputs in messages (``None``: ``lossctl.get``'s arrays).
+    """
     wt = 1 if y_true.ndim == 1 else y_true.shape[1]
     wp = 1 if y_pred.ndim == 1 else y_pred.shape[1]
+    if weight is not None and weight.ndim == 2:
+        for r in specs:
+            if not r.entry.element_weights:
+                raise DataError(
+                    f"the weight has {weight.shape[1]} values per row (a weight per element, as Keras's "
+                    f"sample_weight of the labels' shape), but {r.name} gives one value per row (Keras "
+                    "cannot broadcast such a weight either); give one weight per row"
+                )
+    if selection is None:
+        true_label = true_source = "y_true"
+        pred_label = pred_source = "y_pred"
+    else:
+        true_label, true_source = selection.y_true.table.label, selection.y_true.source
+        pred_label, pred_source = selection.y_pred.table.label, selection.y_pred.source
     for r in specs:
         if r.entry.shapes == "same" and wt != wp:
             raise DataError(
-                f"{selection.y_pred.table.label}: y_pred has {wp} value(s) per row "
-                f"({selection.y_pred.source}) but y_true has {wt} ({selection.y_true.source}); "
+                f"{pred_label}: y_pred has {wp} value(s) per row "
+                f"({pred_source}) but y_true has {wt} ({true_source}); "
                 f"{r.name} needs the same shape"
             )
-        if r.entry.shapes == "sparse" and wt != 1:
+        if (r.entry.shapes == "sparse" and wt != 1) or (r.entry.shapes == "labels" and wt not in (1, wp)):
             raise DataError(
-                f"{selection.y_true.table.label}: y_true has {wt} values per row ({selection.y_true.source}) "
+                f"{true_label}: y_true has {wt} values per row ({true_source}) "
                 f"but {r.name} needs one integer label per row (one-hot labels go with the categorical names)"
             )
 

@@ -83,7 +83,9 @@ class MetricDef:
             chunk before the kernel; they raise ``ValueProblem``.
         shapes: ``same`` when ``y_true`` and ``y_pred`` must have the same
             width, ``sparse`` for integer labels against a probability
-            matrix, ``any`` when the entry checks shapes itself.
+            matrix, ``labels`` for those or label matrices of the same
+            width (read cell by cell), ``any`` when the entry checks the
+            shapes itself.
         metric_negates: the value requested with ``--metric`` is the negative
             of the loss (Keras's cosine similarity: negative as a loss,
             positive as a metric); the direction flips with it.
@@ -95,6 +97,9 @@ class MetricDef:
         resolve: for convenience names (``accuracy``): ``(y_true, y_pred,
             params) -> (entry, params)`` picks the real entry from the first
             chunk's shapes and values, as Keras's ``compile`` does.
+        element_weights: accepts a weight per cell of an ``(N, C)`` input
+            (Keras's per-element ``sample_weight``) and weighs each cell as
+            Keras does; for other entries such a weight is a data error.
     """
 
     name: str
@@ -115,11 +120,12 @@ class MetricDef:
     deviations: str = ""
     example: Example | None = None
     validate: Callable[..., None] | None = None
-    shapes: Literal["same", "sparse", "any"] = "same"
+    shapes: Literal["same", "sparse", "labels", "any"] = "same"
     metric_negates: bool = False
     weighted_sum: bool = False
     warn: Callable[..., str | None] | None = None
     resolve: Callable[..., tuple[MetricDef, dict[str, Any]]] | None = None
+    element_weights: bool = False
 
     @property
     def all_params(self) -> tuple[Param, ...]:
@@ -141,6 +147,9 @@ class MetricDef:
         """The behaviour for these resolved parameters, requested as ``kind``."""
         if self.state is not None:
             acc = self.state(params)
+            if kind == "metric" and hasattr(acc, "as_metric"):
+                # Keras computes some entries differently as a metric than as a loss.
+                acc = acc.as_metric()
         else:
             assert self.kernel is not None, f"{self.name} has neither kernel nor state"
             kernel_params = {k: v for k, v in params.items() if k != "reduction"}

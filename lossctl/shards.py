@@ -161,7 +161,10 @@ def fold_piece(job: Mapping[str, Any]) -> Result:
         with np.errstate(all="ignore"):
             selection, first = _open(request, piece, job["label"])
             slicer = slicer_for(selection, request.by, request.max_groups) if request.by else None
-            chunks = aligned_chunks(selection, request.chunk_size, slicer, first)
+            from lossctl.labels import label_coder
+
+            coder = label_coder(selection, request.classes, request.pos_label)
+            chunks = aligned_chunks(selection, request.chunk_size, slicer, first, labels=coder)
             partial = fold(plan, selection, chunks, first_row=request.first_row)
             if partial.error is not None:
                 # A NaN of an earlier piece may come first: as in one pass, count every bad row.

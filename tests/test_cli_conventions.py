@@ -83,7 +83,7 @@ def test_parameters_complete_after_a_colon() -> None:
     assert values(["eval", "--loss"], "huber:delta=2:") == ["huber:delta=2:reduction="]
     assert values(["eval", "--loss"], "huber:re") == ["huber:reduction="]
     assert values(["eval", "--loss"], "huber:reduction=s") == ["huber:reduction=sum_over_batch_size", "huber:reduction=sum"]
-    assert values(["eval", "--metric"], "mse,f1:average=") == [f"mse,f1:average={a}" for a in ("macro", "micro", "weighted")]
+    assert values(["eval", "--metric"], "mse,f1:average=") == [f"mse,f1:average={a}" for a in ("macro", "micro", "weighted", "samples")]
     assert values(["eval", "--loss"], "bce:from_logits=t") == ["bce:from_logits=true"]
     assert values(["eval", "--loss"], "no_such_loss:") == []
 

@@ -528,7 +528,9 @@ def accumulator(spec: str) -> Accumulator:
 SHARED = [
     # Same decision, same key: the engine fills one state for each group.
     ("multiclass", ["precision", "recall", "f1", "fbeta_score:beta=2:average=micro", "precision:average=weighted"]),
-    ("binary", ["precision:thresholds=0.5", "recall:thresholds=0.5", "f1:threshold=0.5", "true_positives", "true_negatives"]),
+    ("binary", ["precision:thresholds=0.5", "recall:thresholds=0.5", "f1:threshold=0.5"]),
+    # The counts keep tp/fp/fn/tn only (one label column gives precision a keyed matrix).
+    ("binary", ["true_positives", "true_negatives"]),
     ("multiclass", ["precision:top_k=2", "recall:top_k=2:average=micro"]),
     ("multiclass", ["precision:class_id=1", "recall:class_id=1", "recall:class_id=1:thresholds=0.5"]),
     ("multiclass", ["mean_iou", "iou:target_class_ids=0+2"]),

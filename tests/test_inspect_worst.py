@@ -174,14 +174,17 @@ def test_top_selection_is_deterministic_under_ties() -> None:
 
 
 def test_per_row_parquet_streams_every_row(reg: tuple[Path, np.ndarray, np.ndarray, np.ndarray], tmp_path: Path) -> None:
-    path, y, p, _ = reg
+    path, y, p, weights = reg
     out = tmp_path / "rows.parquet"
     result = run("eval", path, "-l", "mse,huber:delta=2", "-m", "r2", "--weight", "w", "--per-row", out, "--chunk-size", "64", "-f", "json")
     doc = ok_json(result)
     table = pq.read_table(out)
-    assert table.column_names == ["row", "mse", "huber:delta=2"]
+    # With --weight: the weight and each value times it (Keras's per-sample weighted losses).
+    assert table.column_names == ["row", "mse", "huber:delta=2", "weight", "mse*weight", "huber:delta=2*weight"]
     assert table.column("row").to_pylist() == list(range(N))
     e = p - y
+    assert table.column("weight").to_numpy().tolist() == weights.tolist()
+    np.testing.assert_allclose(table.column("mse*weight").to_numpy(), weights * e**2, rtol=1e-15)
     assert table.column("mse").to_numpy().tolist() == (e**2).tolist()
     huber = np.where(np.abs(e) <= 2, 0.5 * e**2, 2 * np.abs(e) - 2.0)
     np.testing.assert_allclose(table.column("huber:delta=2").to_numpy(), huber, rtol=1e-15)
@@ -328,3 +331,11 @@ def test_inspect_unreadable_file(tmp_path: Path) -> None:
 def test_inspect_table_output(reg: tuple[Path, np.ndarray, np.ndarray, np.ndarray]) -> None:
     out = run("inspect", reg[0], "-f", "table").stdout
     assert "eval would read" in out and "task: regression" in out and f"rows: {N}" in out
+
+
+def test_worst_shows_the_weighted_value(reg: tuple[Path, np.ndarray, np.ndarray, np.ndarray]) -> None:
+    path, y, p, w = reg
+    doc = ok_json(run("worst", path, "--loss", "mse", "--weight", "w", "-n", "5", "-f", "json"))
+    for row in doc["rows"]:
+        i = row["row"]
+        assert row["weight"] == w[i] and row["weighted_value"] == pytest.approx(w[i] * (p[i] - y[i]) ** 2, rel=1e-15)

@@ -69,7 +69,7 @@ def test_entry_has_documentation_fields(entry: MetricDef) -> None:
     assert len(entry.example.y_true) == len(entry.example.y_pred) > 0, f"{entry.name}: example rows differ"
     assert entry.kind in ("loss", "metric")
     assert entry.direction in ("min", "max")
-    assert entry.shapes in ("same", "sparse", "any")
+    assert entry.shapes in ("same", "sparse", "labels", "any")
     tasks = entry.task.split("|")
     assert tasks and all(t in TASKS for t in tasks), f"{entry.name}: task '{entry.task}'"
 

@@ -331,9 +331,12 @@ def test_hinge_equals_sklearn_hinge_loss(weighted: bool) -> None:
 
 def test_bce_clips_exact_zero_and_one_at_eps() -> None:
     got = lossctl.get("bce")([1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0])
-    # Wrong and certain: -log(eps) (0 clipped to 1e-7, 1 to 1 - 1e-7); right and certain: -log(1 - eps).
-    expected = (2 * -math.log(EPS) + 2 * -math.log(1 - EPS)) / 4
-    assert got == pytest.approx(expected, rel=1e-9)
+    # Keras clips at [1e-7, 1 - 1e-7] rounded to float32: 1 becomes 0.99999988, so
+    # y=0, p=1 costs -log(1 - 0.99999988) = 15.942 (not -log(1e-7) = 16.118).
+    high = 0.99999988079071044921875
+    expected = (-math.log(EPS) + -math.log(1 - high) + -math.log(high) + -math.log(1 - EPS)) / 4
+    assert got == pytest.approx(expected, rel=1e-8)
+    assert lossctl.get("bce")([0.0], [1.0]) == pytest.approx(15.942385, rel=1e-6)
 
 
 def test_bce_from_logits_is_stable_for_huge_logits() -> None:
@@ -466,7 +469,8 @@ def test_bad_values_name_the_row(spec: str, t: Any, p: Any, role: str, row: int,
 def test_tiny_float_error_outside_the_unit_interval_is_tolerated() -> None:
     # 1 + 1e-9 and -1e-9 are rounding, not mistakes: clipped as Keras clips them.
     got = lossctl.get("bce")([1.0, 0.0], [1.0 + 1e-9, -1e-9])
-    assert got == pytest.approx(-math.log(1 - EPS), rel=1e-6)
+    # 1 + 1e-9 clips to 0.99999988 (Keras's float32 bound), -1e-9 to 1e-7.
+    assert got == pytest.approx((-math.log(0.99999988079071044921875) - math.log(1 - EPS)) / 2, rel=1e-6)
     assert lossctl.get("binary_focal_crossentropy:gamma=0.5")([1.0, 0.0], [1.0 + 1e-9, -1e-9]) is not None
 
 
@@ -476,7 +480,8 @@ def test_logits_are_not_range_checked() -> None:
 
 
 def test_sparse_entries_reject_one_hot_labels() -> None:
-    with pytest.raises(DataError, match="one integer class label per row"):
+    # The API checks shapes as eval does, with eval's message.
+    with pytest.raises(DataError, match="needs one integer label per row"):
         lossctl.get("scce")([[0.0, 1.0]], [[0.2, 0.8]])
     with pytest.raises(DataError, match="matrix of class scores"):
         lossctl.get("scce")([1.0], [0.8])

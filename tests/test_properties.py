@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ import lossctl
 from lossctl import registry
 from lossctl.accumulate import Bound as State
 from lossctl.batch import Batch
-from lossctl.params import parse_spec
+from lossctl.params import ClassIdsParam, NumbersParam, parse_spec
 from lossctl.registry import MetricDef
 
 RTOL = 1e-9
@@ -43,7 +44,7 @@ def make_inputs(entry: MetricDef, n: int, seed: int) -> tuple[np.ndarray, np.nda
         probs = rng.dirichlet(np.ones(CLASSES), n)
         labels = rng.integers(0, CLASSES, n)
         labels[:CLASSES] = np.arange(CLASSES)
-        if entry.shapes == "sparse":
+        if entry.shapes in ("sparse", "labels"):
             return labels.astype(float), probs
         return np.eye(CLASSES)[labels], probs
     if task == "multilabel":
@@ -353,25 +354,46 @@ def test_parameters_that_apply_only_somewhere_exist() -> None:
     assert {(e.name, p.name) for e, p in CONDITIONAL} >= {("f1_score", "average"), ("auc", "multi_label")}
 
 
+def _texts(param: Any) -> list[str]:
+    """Values to try for a parameter, as written on the command line."""
+    if param.choices:
+        return list(param.choices)
+    if param.type is bool:
+        return ["true", "false"]
+    if isinstance(param, ClassIdsParam):
+        return ["0", "1+0"]
+    if isinstance(param, NumbersParam):
+        return ["1", "0.5"]
+    if param.type is int and param.low is not None and param.high is not None:
+        return [str(int(param.low)), str(int(param.high))]
+    return []
+
+
 @pytest.mark.parametrize(("owner", "param"), CONDITIONAL, ids=[f"{e.name}:{p.name}" for e, p in CONDITIONAL])
 def test_a_parameter_that_cannot_apply_changes_no_number_and_says_so(owner: MetricDef, param: Any) -> None:
     # `owner`, not `entry`: the properties re-run over other entries take every test with an `entry`.
     entry = owner
     # SPEC section 3: where a parameter cannot apply lossctl warns; the value is what it is either way.
-    yt, yp = make_inputs(entry, N_ROWS, seed=3)
-    assert yt.ndim == 1 and yp.ndim == 1, "the entry's first task should have one column"
-    assert param.applies.where and param.applies.otherwise
     base = params_of(entry)
-    assert not param.applies.test(base, 1, 1)
-    values = list(param.choices) or ([True, False] if param.type is bool else [])
-    assert values, f"{entry.name}:{param.name}: give the values to try"
+    assert param.applies.where and param.applies.otherwise
+    if not param.applies.test(base, 1, 1):
+        yt, yp = make_inputs(entry, N_ROWS, seed=3)
+        assert yt.ndim == 1 and yp.ndim == 1, "the entry's first task should have one column"
+        nowhere, there = (1, 1), (CLASSES, CLASSES)
+    else:
+        # A parameter of one column only (pos_label): tried on a multilabel matrix.
+        assert "multilabel" in entry.task and not param.applies.test(base, CLASSES, CLASSES)
+        yt, yp = make_inputs(replace(entry, task="multilabel"), N_ROWS, seed=3)
+        nowhere, there = (CLASSES, CLASSES), (1, 1)
+    texts = _texts(param)
+    assert texts, f"{entry.name}:{param.name}: give the values to try"
     reference = value(one_pass(entry, yt, yp))
-    for v in values:
-        spec = f"{entry.name}:{param.name}={str(v).lower()}"
-        state = entry.make_state({**base, param.name: v}, entry.kind)
+    for text in texts:
+        spec = f"{entry.name}:{param.name}={text}"
+        state = entry.make_state({**base, param.name: param.parse(entry.name, text)}, entry.kind)
         state.update(Batch(yt, yp, None))
         assert_same(value(state), reference, spec)
         resolved_spec = registry.resolve(parse_spec(spec), entry.kind)
-        warnings = registry.not_applicable(resolved_spec, 1, 1)
-        assert len(warnings) == 1 and f"{param.name}={str(v).lower()} does not apply" in warnings[0]
-        assert registry.not_applicable(resolved_spec, CLASSES, CLASSES) == []
+        warnings = registry.not_applicable(resolved_spec, *nowhere)
+        assert len(warnings) == 1 and f"{param.name}={text} does not apply" in warnings[0]
+        assert registry.not_applicable(resolved_spec, *there) == []

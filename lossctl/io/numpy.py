@@ -65,10 +65,9 @@ def _columns_of(name: str, dtype: np.dtype, shape: tuple[int, ...], label: str) 
         return cols
     if len(shape) == 0:
         raise DataError(f"{label}: array '{name}' is a scalar; expected one value per row")
-    if len(shape) > 2:
-        raise DataError(f"{label}: array '{name}' has shape {shape}; expected (N,) or (N, k)")
-    width = shape[1] if len(shape) == 2 else 1
-    kind = "list" if len(shape) == 2 else _kind(dtype)
+    # More than two dimensions (N, H, W, C): the last axis is the class axis (lossctl.elements).
+    width = shape[-1] if len(shape) >= 2 else 1
+    kind = "list" if len(shape) >= 2 else _kind(dtype)
     return [ColumnInfo(name, kind, width, f"{dtype}{list(shape)}")]
 
 
@@ -145,10 +144,7 @@ class NpyTable(Table):
                 if name in convert:
                     out[name] = convert[name](np.asarray(values), start)
                     continue
-                values = _as_float(np.asarray(values), self.label, name, start)
-                if values.ndim > 2:
-                    values = values.reshape(len(values), -1)
-                out[name] = values
+                out[name] = _as_float(np.asarray(values), self.label, name, start)
             yield out
 
 

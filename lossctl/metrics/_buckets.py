@@ -15,7 +15,12 @@ import numpy as np
 from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import F64, Batch
 from lossctl.errors import DataError
-from lossctl.metrics._curve_math import binary_columns, divide_no_nan
+from lossctl.metrics._curve_math import (
+    binary_columns,
+    divide_no_nan,
+    flat_label_weights,
+    label_weighted_mean,
+)
 from lossctl.metrics._labels import colsum
 from lossctl.metrics._probabilities import sigmoid
 from lossctl.state import State
@@ -47,9 +52,15 @@ class Buckets(Accumulator):
         from_logits: bool = False,
         multi_label: bool = False,
         class_id: int | None = None,
+        thresholds: tuple[float, ...] | None = None,
+        label_weights: tuple[float, ...] | None = None,
     ) -> None:
         self.owner = owner
-        self.n = num_thresholds
+        # Keras's thresholds=[...]: those, between -eps and 1 + eps, instead of evenly spaced ones.
+        self.thresholds = None if thresholds is None else tuple(sorted(thresholds))
+        self.n = num_thresholds if thresholds is None else len(thresholds) + 2
+        # Keras's label_weights on flattened cells (multi_label weighs the columns' AUCs instead).
+        self.label_weights = None if multi_label else label_weights
         self.epsilon_ends = epsilon_ends
         self.from_logits = from_logits
         self.multi_label = multi_label
@@ -63,11 +74,19 @@ class Buckets(Accumulator):
                 "from_logits": from_logits,
                 "multi_label": multi_label,
                 "class_id": class_id,
+                **({} if thresholds is None else {"thresholds": self.thresholds}),
+                **({} if self.label_weights is None else {"label_weights": tuple(self.label_weights)}),
             },
         )
 
     def _buckets(self, scores: F64) -> np.ndarray:
         """Index of the highest threshold each score exceeds (-1: none)."""
+        if self.thresholds is not None:
+            eps = 1e-7
+            edges = np.array([0.0 - eps, *self.thresholds, 1.0 + eps])
+            # The highest threshold each score exceeds: Keras compares y_pred > threshold.
+            b = np.searchsorted(edges, scores, side="left").astype(np.float64) - 1
+            return np.where(np.isnan(scores), -1, b).astype(np.intp)
         if self.n == 1:
             # Keras's single threshold is 0.5, compared without clipping.
             return np.where(scores > 0.5, 0, -1)
@@ -84,6 +103,8 @@ class Buckets(Accumulator):
         truth, scores, w = binary_columns(
             batch, self.owner, multi_label=self.multi_label, class_id=self.class_id
         )
+        if self.label_weights is not None:
+            w = flat_label_weights(batch, w, self.label_weights, self.owner)
         if self.from_logits:
             scores = sigmoid(scores)
         k = truth.shape[1]
@@ -92,7 +113,8 @@ class Buckets(Accumulator):
             raise DataError(f"{self.owner}: cannot combine {seen.shape[2]} label columns with {k}")
         b = self._buckets(scores)
         weights = np.ones(len(truth)) if w is None else w
-        wmat = np.broadcast_to(weights[:, None], truth.shape)
+        # A weight per row, or per cell (Keras's per-element sample_weight with multi_label).
+        wmat = weights if weights.ndim == 2 else np.broadcast_to(weights[:, None], truth.shape)
         hit = b >= 0
         # One bincount for all columns: column j's buckets are offset by j * n.
         idx = b + np.arange(k) * self.n
@@ -125,13 +147,23 @@ class BucketedAUC(Buckets):
     """Keras's ``AUC``: a Riemann sum over the bucketed ROC or PR curve, averaged over label columns."""
 
     def __init__(
-        self, num_thresholds: int, curve: str, summation_method: str, *, from_logits: bool, multi_label: bool
+        self,
+        num_thresholds: int,
+        curve: str,
+        summation_method: str,
+        *,
+        from_logits: bool,
+        multi_label: bool,
+        thresholds: tuple[float, ...] | None = None,
+        label_weights: tuple[float, ...] | None = None,
     ) -> None:
         super().__init__(
-            "auc", num_thresholds, epsilon_ends=True, from_logits=from_logits, multi_label=multi_label
+            "auc", num_thresholds, epsilon_ends=True, from_logits=from_logits, multi_label=multi_label,
+            thresholds=thresholds, label_weights=label_weights,
         )
         self.curve = curve
         self.summation_method = summation_method
+        self.column_weights = label_weights if multi_label else None
 
     def at_thresholds(self, tp: F64, fp: F64, tn: F64, fn: F64) -> Value:
         positives, negatives = tp[0] + fn[0], fp[0] + tn[0]
@@ -141,7 +173,10 @@ class BucketedAUC(Buckets):
                 return Value.undefined(f"AUC is undefined{where}: no positive labels (Keras reports 0)")
             if self.curve == "ROC" and negatives[j] == 0:
                 return Value.undefined(f"AUC is undefined{where}: no negative labels (Keras reports 0)")
-        return Value.of(float(np.mean(keras_auc(tp, fp, tn, fn, self.curve, self.summation_method))))
+        per_column = keras_auc(tp, fp, tn, fn, self.curve, self.summation_method)
+        if self.column_weights is not None:
+            return Value.of(label_weighted_mean(list(per_column), self.column_weights, self.owner))
+        return Value.of(float(np.mean(per_column)))
 
 
 def keras_auc(tp: F64, fp: F64, tn: F64, fn: F64, curve: str, summation_method: str) -> F64:

@@ -61,7 +61,10 @@ def check_binary_labels(y: F64, owner: str, role: str = "y_true") -> None:
     if rows.any():
         i = int(np.argmax(rows))
         v = y[i][np.argmax(bad[i])] if y.ndim == 2 else y[i]
-        raise ValueProblem(role, i, f"label {v:g} is not 0 or 1 ({owner} needs binary labels)")
+        hint = ""
+        if role == "y_true" and v in (-1.0, 2.0):
+            hint = f"; for {'-1/1' if v < 0 else '1/2'} labels give --pos-label {'1' if v < 0 else '2'}"
+        raise ValueProblem(role, i, f"label {v:g} is not 0 or 1 ({owner} needs binary labels){hint}")
 
 
 def check_class_labels(
@@ -140,9 +143,11 @@ _BLOCK_CELLS = 1 << 18
 
 
 def colsum(mask: Bool, weight: F64 | None) -> F64:
-    """Per-column (weighted) count of ``True`` cells."""
+    """Per-column (weighted) count of ``True`` cells; ``weight`` is one per row ``(N,)`` or per cell ``(N, K)``."""
     if weight is None:
         return np.count_nonzero(mask, axis=0).astype(np.float64)
+    if weight.ndim == 2:
+        return np.where(mask, weight, 0.0).sum(axis=0)
     step = max(1, _BLOCK_CELLS // max(1, mask.shape[1]))
     out = np.zeros(mask.shape[1])
     for start in range(0, len(mask), step):

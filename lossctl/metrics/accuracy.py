@@ -69,6 +69,7 @@ def _not_binary_labels(batch: Batch, **_: Any) -> str | None:
     keras="keras.metrics.binary_accuracy / keras.metrics.BinaryAccuracy",
     sklearn="sklearn.metrics.accuracy_score(y_true, y_pred > threshold) (one column)",
     warn=_not_binary_labels,
+    element_weights=True,
     example=Example([1.0, 1.0, 0.0, 0.0], [0.98, 1.0, 0.0, 0.6], 0.75),
 )
 def binary_accuracy(b: Batch, *, threshold: float = 0.5) -> F64:
@@ -288,7 +289,8 @@ def pick_accuracy(y_true: F64, y_pred: F64) -> MetricDef:
 
     As Keras's ``compile``: a matrix of scores against one label per row is
     sparse categorical accuracy, against rows of labels categorical accuracy
-    (Keras's choice even for multilabel rows; a warning says so). One
+    (Keras's choice even for multilabel rows; a warning says so); rows of
+    whole numbers beyond 0 and 1 are predicted labels, compared for equality. One
     prediction per row is binary accuracy at 0.5, except when the predictions
     are whole numbers: then they are labels, compared for equality (where
     Keras would threshold a predicted class 3 to 1). On 0/1 labels and 0/1
@@ -297,6 +299,9 @@ def pick_accuracy(y_true: F64, y_pred: F64) -> MetricDef:
     if _width(y_pred) > 1:
         if _width(y_true) == 1:
             return SPARSE_CATEGORICAL_ACCURACY
+        if _width(y_true) == _width(y_pred) and _integral(y_pred) and bool(np.nanmax(np.abs(y_pred)) > 1):
+            # Rows of predicted labels (no score matrix holds a 2): compared cell by cell.
+            return EXACT_ACCURACY
         return CATEGORICAL_ACCURACY
     if _width(y_true) == 1 and _integral(y_pred):
         return EXACT_ACCURACY
@@ -352,8 +357,9 @@ ACCURACY = register(
         shapes="any",
         resolve=_resolve_accuracy,
         deviations=(
-            "Whole-number predictions in one column are compared to the labels for equality "
-            "(keras.metrics.Accuracy); Keras's compile would apply a 0.5 threshold to them."
+            "Whole-number predictions in one column, or rows of whole numbers beyond 0 and 1, are "
+            "compared to the labels for equality (keras.metrics.Accuracy); Keras's compile would "
+            "apply a 0.5 threshold or an argmax to them."
         ),
         example=Example([1.0, 1.0, 0.0, 0.0], [0.98, 1.0, 0.0, 0.6], 0.75),
     )
@@ -375,6 +381,7 @@ EXACT_ACCURACY = dataclasses.replace(
     kernel=exact_accuracy,
     shapes="same",
     resolve=None,
+    element_weights=True,
     deviations="",
     example=Example([1.0, 2.0, 3.0, 4.0], [0.0, 2.0, 3.0, 4.0], 0.75),
 )

@@ -18,20 +18,28 @@ import numpy as np
 from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import F64, Batch
 from lossctl.errors import DataError, UsageProblem
+from lossctl.metrics._auc_replicates import pr_replicates, roc_replicates
 from lossctl.metrics._buckets import BucketedAUC
-from lossctl.metrics._curve_math import binary_columns, check_probabilities
+from lossctl.metrics._curve_math import (
+    binary_columns,
+    check_probabilities,
+    flat_label_weights,
+    label_weighted_mean,
+)
 from lossctl.metrics._labels import check_labels
+from lossctl.metrics._roc_multiclass import OneVsOneAUC, partial_roc_auc
 from lossctl.metrics._sorting import (
     _compact_tail,
     _concat,
     _consolidate,
+    _has_nan,
     _roc_auc_on_two_cores,
     _run_starts,
     _sort_both,
-    _sorted,
-    _twice_mann_whitney,
+    _sorted_classes,
+    exact_roc_auc,
 )
-from lossctl.params import Applies, Param, several_columns
+from lossctl.params import Applies, NumbersParam, Param, several_columns
 from lossctl.registry import Example, MetricDef, register
 from lossctl.state import State
 
@@ -72,21 +80,36 @@ class ExactAUC(Accumulator):
     # row more): the replicates' weights are regenerated from them.
     keeps_rows = True
 
-    def __init__(self, curve: str, multi_label: bool, owner: str = "auc") -> None:
+    def __init__(
+        self,
+        curve: str,
+        multi_label: bool,
+        owner: str = "auc",
+        max_fpr: float | None = None,
+        label_weights: tuple[float, ...] | None = None,
+    ) -> None:
         self.owner = owner
         self.curve = curve
         self.multi_label = multi_label
+        # Finishing only: scikit-learn's partial AUC, Keras's weights of the label columns' AUCs.
+        self.max_fpr = None if max_fpr is None or max_fpr >= 1.0 else float(max_fpr)
+        self.label_weights = label_weights
         self.key = state_key("exact_auc", "scores_by_class", {"multi_label": multi_label})
 
     def update(self, state: State, batch: Batch) -> None:
         truth, scores, w = binary_columns(batch, self.owner, multi_label=self.multi_label)
+        if self.label_weights is not None and not self.multi_label:
+            w = flat_label_weights(batch, w, self.label_weights, self.owner)
         k = truth.shape[1]
         seen = state.get("positives")
         if seen is not None and seen.shape[1] != k:
             raise DataError(f"{self.owner}: cannot combine {seen.shape[1]} label columns with {k}")
         positives = state.declare("positives", "sum", (k,), dtype=np.int64)
         rows = batch.rows
-        if w is not None:
+        if rows is not None and len(rows) != len(truth):
+            # A flattened label matrix: each row's cells, row after row, share its number.
+            rows = np.repeat(rows, len(truth) // len(rows))
+        if w is not None and w.ndim == 1:
             # Zero-weight rows change no sum: drop them to save memory.
             keep = w > 0
             if not keep.all():
@@ -95,12 +118,13 @@ class ExactAUC(Accumulator):
         slot = batch.slot
         for j in range(k):
             t, s = truth[:, j], scores[:, j]
+            wj = None if w is None else (w if w.ndim == 1 else w[:, j])  # a weight per cell: its column's
             # Gather by index, not by boolean mask: on mixed labels a mask's
             # branches mispredict, and it was 3x slower.
             at_pos, at_neg = np.flatnonzero(t), np.flatnonzero(~t)
             positives[slot, j] += at_pos.size
-            _keep(state, slot, f"pos.{j}", f"pos_w.{j}", s.take(at_pos), None if w is None else w.take(at_pos))
-            _keep(state, slot, f"neg.{j}", f"neg_w.{j}", s.take(at_neg), None if w is None else w.take(at_neg))
+            _keep(state, slot, f"pos.{j}", f"pos_w.{j}", s.take(at_pos), None if wj is None else wj.take(at_pos))
+            _keep(state, slot, f"neg.{j}", f"neg_w.{j}", s.take(at_neg), None if wj is None else wj.take(at_neg))
             if rows is not None:
                 _compact_tail(state.append(f"pos_r.{j}", slot, rows.take(at_pos)))
                 _compact_tail(state.append(f"neg_r.{j}", slot, rows.take(at_neg)))
@@ -123,7 +147,7 @@ class ExactAUC(Accumulator):
                 pw = self._weights(state.chunks(f"pos_w.{j}", slot), pos_parts)
                 nw = self._weights(state.chunks(f"neg_w.{j}", slot), neg_parts)
                 pos, neg = _concat(pos_parts), _concat(neg_parts)
-            elif self.curve == "ROC":
+            elif self.curve == "ROC" and self.max_fpr is None:
                 # The common case: both cores sort and count (see _roc_auc_on_two_cores).
                 value, why = _roc_auc_on_two_cores(pos_parts, neg_parts)
                 if value is None:
@@ -140,11 +164,15 @@ class ExactAUC(Accumulator):
                 _sort_both(pos, neg)
             if self.curve == "PR":
                 value, why = exact_average_precision(pos, neg, pw, nw)
+            elif self.max_fpr is not None:
+                value, why = partial_roc_auc(pos, neg, pw, nw, self.max_fpr)
             else:
                 value, why = exact_roc_auc(pos, neg, pw, nw)
             if value is None:
                 return Value.undefined(f"AUC is undefined{where}: {why}")
             values.append(value)
+        if self.label_weights is not None and self.multi_label:
+            return Value.of(label_weighted_mean(values, self.label_weights, self.owner))
         return Value.of(float(np.mean(values)))
 
     def finish_replicates(self, state: State, slot: int, weigh: Any, replicates: int) -> list[Value]:
@@ -166,7 +194,7 @@ class ExactAUC(Accumulator):
                     self._weights(state.chunks(f"neg_w.{j}", slot), [neg]),
                 ])
             if self.curve == "PR":
-                per_column.append(_pr_replicates(pos, neg, rows, base, weigh, replicates))
+                per_column.append(pr_replicates(pos, neg, rows, base, weigh, replicates))
             else:
                 per_column.append(roc_replicates(pos, neg, rows, base, weigh, replicates))
         values = np.mean(per_column, axis=0)
@@ -203,110 +231,6 @@ def _keep(state: State, slot: int, name: str, weight_name: str, scores: F64, wei
         # Earlier chunks came without weights: they weigh 1.
         wparts[:0] = [np.ones(len(p)) for p in parts[:-1]]
     _compact_tail(parts, wparts if len(wparts) == len(parts) else None)
-
-
-def _sorted_classes(
-    pos: F64, pos_w: F64 | None, neg: F64, neg_w: F64 | None
-) -> tuple[F64, F64 | None, F64, F64 | None]:
-    """Both classes' scores sorted, their weights in the same order."""
-    pos, pos_w = _sorted(pos, pos_w)
-    neg, neg_w = _sorted(neg, neg_w)
-    return pos, pos_w, neg, neg_w
-
-
-def _has_nan(pos: F64, neg: F64) -> bool:
-    """Whether a sorted class holds NaN (sorted last)."""
-    return bool((pos.size and np.isnan(pos[-1])) or (neg.size and np.isnan(neg[-1])))
-
-
-# Rows per block of the replicate sweep (replicates x rows float64 stays bounded).
-_SWEEP = 1 << 17
-
-
-def roc_replicates(pos: F64, neg: F64, rows: np.ndarray, base: F64 | None, weigh: Any, replicates: int) -> F64:
-    """ROC AUC of every bootstrap replicate (NaN when undefined): one sort, one sweep per 8 replicates.
-
-    The scores are sorted once; per block of ascending scores (cut between
-    ties) and 8 replicates at a time, each tie group's positive and negative
-    weight is summed, and ``sum(w_pos * (w_neg below + w_neg tied / 2))``
-    accumulates with the running negative weight below.
-    """
-    scores = np.concatenate([pos, neg])
-    order = np.argsort(scores, kind="stable")
-    scores = scores[order]
-    positive = order < len(pos)
-    rows = rows[order]
-    base = None if base is None else base[order]
-    del order
-    ties = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]])
-    del scores
-    cuts = np.unique(ties[np.searchsorted(ties, np.arange(0, len(rows), _SWEEP))])
-    cuts = np.r_[cuts, len(rows)]
-    out = np.full(replicates, np.nan)
-    for first in range(0, replicates, 8):
-        count = min(8, replicates - first)
-        below = np.zeros(count)
-        area = np.zeros(count)
-        total_pos = np.zeros(count)
-        for a, z in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
-            w = weigh(rows[a:z], first, count)
-            if base is not None:
-                w *= base[a:z]
-            wp = np.where(positive[a:z], w, 0.0)
-            wn = w - wp
-            starts = ties[np.searchsorted(ties, a) : np.searchsorted(ties, z)] - a
-            gp, gn = np.add.reduceat(wp, starts, axis=1), np.add.reduceat(wn, starts, axis=1)
-            before = below[:, None] + np.cumsum(gn, axis=1) - gn
-            area += np.einsum("ij,ij->i", gp, before + 0.5 * gn)
-            below += gn.sum(axis=1)
-            total_pos += gp.sum(axis=1)
-        with np.errstate(all="ignore"):
-            value = area / (total_pos * below)
-        out[first : first + count] = np.where((total_pos > 0) & (below > 0), value, np.nan)
-    return out
-
-
-def _pr_replicates(pos: F64, neg: F64, rows: np.ndarray, base: F64 | None, weigh: Any, replicates: int) -> F64:
-    """Average precision of every replicate (NaN when undefined), one exact computation each."""
-    n_pos = len(pos)
-    out = np.full(replicates, np.nan)
-    for first in range(0, replicates, 8):
-        count = min(8, replicates - first)
-        block = weigh(rows, first, count)
-        if base is not None:
-            block *= base
-        for j in range(count):
-            value, _ = exact_average_precision(pos, neg, block[j, :n_pos], block[j, n_pos:])
-            out[first + j] = np.nan if value is None else value
-    return out
-
-
-def exact_roc_auc(pos: F64, neg: F64, pos_w: F64 | None, neg_w: F64 | None) -> tuple[float | None, str]:
-    """ROC AUC as the Mann-Whitney statistic, ties counted 1/2 (= scikit-learn's).
-
-    Formula: ``sum over positive i, negative j of w_i w_j ([s_i > s_j] + [s_i == s_j] / 2)
-    / (sum(w_pos) * sum(w_neg))``. Each class is sorted once; counts come from
-    ``searchsorted``, never from an argsort of all rows.
-
-    Returns:
-        ``(value, "")`` or ``(None, reason)``.
-    """
-    pos, pos_w, neg, neg_w = _sorted_classes(pos, pos_w, neg, neg_w)
-    if _has_nan(pos, neg):
-        return None, "NaN scores"
-    wp = float(pos.size) if pos_w is None else float(pos_w.sum())
-    wn = float(neg.size) if neg_w is None else float(neg_w.sum())
-    if wp == 0.0 or wn == 0.0:
-        return None, "y_true holds only one class (Keras reports 0)"
-    if pos_w is None and neg_w is None:
-        return _twice_mann_whitney(pos, neg) / (2.0 * pos.size * neg.size), ""
-    assert pos_w is not None and neg_w is not None
-    below = np.searchsorted(neg, pos, side="left")
-    upto = np.searchsorted(neg, pos, side="right")
-    cum = np.concatenate(([0.0], np.cumsum(neg_w)))
-    # below + equal / 2 == (cum[below] + cum[upto]) / 2
-    num = float(np.dot(pos_w, cum[below] + cum[upto])) / 2.0
-    return num / (wp * wn), ""
 
 
 def exact_average_precision(
@@ -354,16 +278,27 @@ def exact_average_precision(
 
 def _auc_state(params: Mapping[str, Any]) -> Accumulator:
     curve, method = params["curve"], params["summation_method"]
-    n = params["num_thresholds"]
-    if n is None:
+    n, thresholds = params["num_thresholds"], params.get("thresholds")
+    multi_class, max_fpr = params.get("multi_class", "none"), params.get("max_fpr")
+    label_weights = params.get("label_weights")
+    multi_label = bool(params["multi_label"]) or multi_class == "ovr"
+    bucketed = n is not None or thresholds is not None
+    if max_fpr is not None and (curve != "ROC" or bucketed or multi_class == "ovo"):
+        raise UsageProblem("auc: max_fpr applies to the exact ROC AUC (scikit-learn's), without num_thresholds or thresholds")
+    if multi_class == "ovo":
+        if bucketed or curve != "ROC" or label_weights is not None:
+            raise UsageProblem("auc: multi_class=ovo is scikit-learn's exact ROC AUC; it takes no thresholds, curve=PR or label_weights")
+        return OneVsOneAUC(ExactAUC(curve, multi_label))
+    if not bucketed:
         if method != "interpolation":
             raise UsageProblem(
                 f"auc: summation_method={method} applies to the bucketed AUC; give num_thresholds "
                 f"too (e.g. auc:num_thresholds=200:summation_method={method})"
             )
-        return ExactAUC(curve, bool(params["multi_label"]))
+        return ExactAUC(curve, multi_label, max_fpr=max_fpr, label_weights=label_weights)
     return BucketedAUC(
-        int(n), curve, method, from_logits=bool(params["from_logits"]), multi_label=bool(params["multi_label"])
+        int(n or 0), curve, method, from_logits=bool(params["from_logits"]), multi_label=multi_label,
+        thresholds=thresholds, label_weights=label_weights,
     )
 
 
@@ -418,15 +353,65 @@ register(
                     "with one column there is one AUC, the same either way",
                 ),
             ),
+            NumbersParam(
+                "thresholds",
+                None,
+                tuple,
+                "Keras's thresholds=[...]: the bucketed AUC over these thresholds (joined by '+', e.g. "
+                "0.25+0.5+0.75) and -eps, 1 + eps, instead of num_thresholds evenly spaced ones",
+                low=0.0,
+                high=1.0,
+                optional=True,
+            ),
+            NumbersParam(
+                "label_weights",
+                None,
+                tuple,
+                "Keras's label_weights, one per label column (joined by '+'): with multi_label the "
+                "weights of the columns' AUCs in their mean, else of each column's cells",
+                low=0.0,
+                optional=True,
+                applies=Applies(
+                    several_columns,
+                    "several label columns",
+                    "with one column its weight scales every cell alike and changes nothing",
+                ),
+            ),
+            Param(
+                "multi_class",
+                "none",
+                str,
+                "scikit-learn's multiclass ROC AUC on a probability matrix: ovr (one column against "
+                "the rest, then the mean: multi_label), ovo (Hand & Till's mean over pairs of "
+                "classes); none: Keras's AUC over the flattened cells",
+                choices=("none", "ovr", "ovo"),
+                applies=Applies(
+                    several_columns,
+                    "a probability matrix with class labels",
+                    "with one column there is one AUC, the same either way",
+                ),
+            ),
+            Param(
+                "max_fpr",
+                None,
+                float,
+                "scikit-learn's standardized partial ROC AUC over false-positive rates up to max_fpr "
+                "(McClish); 1 or none: the whole curve",
+                low=0.0,
+                high=1.0,
+                low_open=True,
+                optional=True,
+            ),
         ),
         keras="keras.metrics.AUC",
         sklearn="sklearn.metrics.roc_auc_score / average_precision_score (curve=PR)",
         state=_auc_state,
         memory=(
             "exact (default): 8 bytes a row (one float64 score, stored by class), 16 with "
-            "--weight; num_thresholds=N: 2N floats per label column"
+            "--weight; multi_class=ovo: C floats a row (C classes); num_thresholds=N: 2N floats per label column"
         ),
         shapes="any",
+        element_weights=True,
         validate=_auc_validate,
         deviations=(
             "Exact by default: the ROC AUC equals scikit-learn's roc_auc_score (ties count "
@@ -435,7 +420,8 @@ register(
             "auc:num_thresholds=200 reproduces Keras. The exact AUC depends only on the order "
             "of the scores, so from_logits changes nothing there. An AUC over one class is "
             "null where Keras reports 0. Scores outside [0, 1] are an error with num_thresholds "
-            "(Keras clips them) unless from_logits=true."
+            "(Keras clips them) unless from_logits=true. multi_class=ovr|ovo and max_fpr follow "
+            "scikit-learn's roc_auc_score (ovo also with weights, which scikit-learn refuses)."
         ),
         example=Example([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], 0.75),
     )

@@ -132,6 +132,10 @@ class Counts(Accumulator):
     def update(self, state: State, batch: Batch) -> None:
         truth, pred = self.decision.decide(batch, self.owner)
         w = batch.weight
+        if w is not None and w.ndim == 2:
+            # Keras's per-element sample_weight: one weight per cell (the class_id column's).
+            c = self.decision.class_id
+            w = w[:, c : c + 1] if c is not None and truth.shape[1] == 1 else w
         # Four direct sums rather than differences of sums: a class never
         # predicted must count exactly 0, not 1e-17, for the 0/0 checks.
         counts = (
@@ -196,6 +200,13 @@ def iou_classes(batch: Batch, owner: str, num_classes: int | None, one_hot: bool
     return lay, num_classes
 
 
+def cell_weights(w: F64 | None, y: F64) -> F64 | None:
+    """The weight of each cell of ``y`` flattened: a row's weight repeated, or a weight per cell as given."""
+    if w is None or y.ndim == 1:
+        return w
+    return w.ravel() if w.ndim == 2 else np.repeat(w, y.shape[1])
+
+
 @dataclass(frozen=True)
 class ClassRule:
     """One class per row from labels, one-hot rows (``one_hot``) or the argmax of a probability matrix.
@@ -213,6 +224,11 @@ class ClassRule:
         """``(true, decided, weight, K)``: flat class indices, their weights and the class count."""
         lay, k = iou_classes(batch, owner, self.num_classes, self.one_hot)
         w = batch.weight
+        if w is not None and w.ndim == 2 and (self.one_hot or lay == "sparse"):
+            raise DataError(
+                f"{owner}: a weight per cell applies to label matrices (read cell by cell); "
+                "one class per row takes one weight per row"
+            )
         if self.one_hot:
             t = np.argmax(batch.y_true, axis=1)
             p = batch.y_pred.astype(np.intp) if batch.y_pred.ndim == 1 else np.argmax(batch.y_pred, axis=1)
@@ -220,8 +236,7 @@ class ClassRule:
             t, p = batch.y_true.astype(np.intp), np.argmax(batch.y_pred, axis=1)
         else:
             t, p = batch.y_true.astype(np.intp).ravel(), batch.y_pred.astype(np.intp).ravel()
-            if w is not None and batch.y_true.ndim == 2:
-                w = np.repeat(w, batch.y_true.shape[1])
+            w = cell_weights(w, batch.y_true)
         if self.ignore_class is not None:
             keep = t != self.ignore_class
             t, p = t[keep], p[keep]
@@ -239,10 +254,7 @@ class ThresholdRule:
         t = batch.y_true.astype(np.intp).ravel()
         # Keras's BinaryIoU predicts class 1 at p >= threshold (not >).
         p = (batch.y_pred >= self.threshold).astype(np.intp).ravel()
-        w = batch.weight
-        if w is not None and batch.y_true.ndim == 2:
-            w = np.repeat(w, batch.y_true.shape[1])
-        return t, p, w, 2
+        return t, p, cell_weights(batch.weight, batch.y_true), 2
 
 
 class Matrix(Accumulator):
@@ -301,6 +313,49 @@ def _label_cells(t: I64, p: I64) -> tuple[I64, I64]:
     return labels, np.searchsorted(labels, t) * len(labels) + np.searchsorted(labels, p)
 
 
+def add_label_matrix(state: State, t: I64, p: I64, weight: F64 | None, slot: int) -> None:
+    """Add a chunk's weighted (true label, decided label) pairs to the keyed ``matrix`` and ``seen``."""
+    if len(t) and min(int(t.min()), int(p.min())) >= 0 and max(int(t.max()), int(p.max())) <= 1:
+        # Binary labels, the common case: three counts, no label lookup.
+        tb, pb = t.astype(bool), p.astype(bool)
+        both = tb & pb
+        n, nt, np_, n11 = len(t), np.count_nonzero(tb), np.count_nonzero(pb), np.count_nonzero(both)
+        present = np.array([nt < n or np_ < n, nt + np_ > 0])
+        if weight is None:
+            counts = np.array([[n - nt - np_ + n11, np_ - n11], [nt - n11, n11]], dtype=np.float64)
+        else:
+            wt, wp, w11 = (float(np.add.reduce(weight, where=m)) for m in (tb, pb, both))
+            total = float(np.add.reduce(weight))
+            counts = np.array([[total - wt - wp + w11, wp - w11], [wt - w11, w11]])
+        matrix = counts[np.ix_(present, present)]
+        labels = np.flatnonzero(present).astype(np.int64)
+        state.add_keyed("matrix", labels, matrix, slot)
+        state.add_keyed("seen", labels, np.ones(len(labels)), slot)
+        return
+    labels, cells = _label_cells(t, p)
+    known = state.keyed("matrix")
+    if len(labels) > MAX_LABELS or (known is not None and len(np.union1d(known[0], labels)) > MAX_LABELS):
+        raise DataError(
+            f"more than {MAX_LABELS} distinct class labels; "
+            "a confusion-matrix metric needs class labels, not a continuous target"
+        )
+    k = len(labels)
+    counts = np.bincount(cells, minlength=k * k) if weight is None else np.bincount(cells, weights=weight, minlength=k * k)
+    matrix = np.asarray(counts, dtype=np.float64).reshape(k, k)
+    state.add_keyed("matrix", labels, matrix, slot)
+    state.add_keyed("seen", labels, np.ones(k), slot)
+
+
+def label_matrix(state: State, slot: int) -> tuple[I64, F64]:
+    """The labels a slot saw and its confusion matrix over them (true labels are rows)."""
+    keys, matrices = state.data["matrix"]
+    seen = state.data["seen"][1][slot] > 0
+    labels, matrix = keys, matrices[slot]
+    if not seen.all():
+        labels, matrix = keys[seen], matrix[np.ix_(seen, seen)]
+    return labels, matrix
+
+
 class KeyedMatrix(Accumulator):
     """Weighted confusion matrix over the labels seen so far (in ``y_true`` or the decisions).
 
@@ -318,30 +373,13 @@ class KeyedMatrix(Accumulator):
     key = state_key("confusion.labels", "classes", {})
 
     def update(self, state: State, batch: Batch) -> None:
-        t = true_classes(batch.y_true)
-        p = predicted_classes(batch.y_pred)
-        labels, cells = _label_cells(t, p)
-        known = state.keyed("matrix")
-        if len(labels) > MAX_LABELS or (known is not None and len(np.union1d(known[0], labels)) > MAX_LABELS):
-            raise DataError(
-                f"more than {MAX_LABELS} distinct class labels; "
-                "a confusion-matrix metric needs class labels, not a continuous target"
-            )
-        k = len(labels)
-        w = np.ones(len(t)) if batch.weight is None else batch.weight
-        matrix = np.asarray(np.bincount(cells, weights=w, minlength=k * k), dtype=np.float64).reshape(k, k)
-        state.add_keyed("matrix", labels, matrix, batch.slot)
-        state.add_keyed("seen", labels, np.ones(k), batch.slot)
+        add_label_matrix(state, true_classes(batch.y_true), predicted_classes(batch.y_pred), batch.weight, batch.slot)
         self.count(state, batch)
 
     def finish(self, state: State, slot: int = 0) -> Value:
         if state.rows(slot) == 0:
             return Value.undefined("no rows")
-        keys, matrices = state.data["matrix"]
-        seen = state.data["seen"][1][slot] > 0
-        labels, matrix = keys, matrices[slot]
-        if not seen.all():
-            labels, matrix = keys[seen], matrix[np.ix_(seen, seen)]
+        labels, matrix = label_matrix(state, slot)
         if float(matrix.sum()) == 0.0:
             return Value.undefined("sum of weights is zero")
         return self.score(labels, matrix)

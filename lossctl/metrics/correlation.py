@@ -25,7 +25,8 @@ import numpy as np
 from lossctl.accumulate import Accumulator, Value, state_key
 from lossctl.batch import EPSILON, F64, Batch
 from lossctl.comoments import comoments
-from lossctl.params import ONE_SCORE_PER_COLUMN, Param
+from lossctl.metrics._multioutput import combine_outputs
+from lossctl.params import ONE_SCORE_PER_COLUMN, ChoiceOrWeightsParam
 from lossctl.registry import Example, MetricDef, register
 from lossctl.state import State, fold_comoments
 
@@ -145,6 +146,10 @@ class ExplainedVariance(CoMoments):
         # The weight sum divides both variances, so the co-moments' ratio is the variances' ratio.
         den, num = block[_M2_T], block[_M2_R]
         undefined = "y_true is constant, so explained variance is undefined (scikit-learn reports 1 or 0)"
+        if not isinstance(self.multioutput, str):
+            if np.any(den == 0):
+                return Value.undefined(undefined)
+            return Value.of(combine_outputs(1.0 - num / den, den, self.multioutput, "explained_variance_score"))
         if self.multioutput == "variance_weighted":
             used = den > 0
             if not used.any():
@@ -227,12 +232,14 @@ register(
         summary="Fraction of the variance of y_true explained, ignoring a constant bias.",
         inputs=_SAME,
         params=(
-            Param(
+            ChoiceOrWeightsParam(
                 "multioutput",
                 "uniform_average",
-                str,
-                "how per-column scores are combined",
+                tuple,
+                "how per-column scores are combined: uniform_average, variance_weighted, or one "
+                "weight per output column joined by '+' (scikit-learn's multioutput array)",
                 choices=("uniform_average", "variance_weighted"),
+                low=0.0,
                 applies=ONE_SCORE_PER_COLUMN,
             ),
         ),

@@ -17,13 +17,21 @@ that label out of the mean (:class:`IgnoreClass`). The value checks live in
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from lossctl.accumulate import Accumulator, Mean, Value
-from lossctl.batch import EPSILON, F64, Batch, as_rows, row_mean, take_per_row
+from lossctl.batch import (
+    CLIP_HIGH,
+    CLIP_LOW,
+    F64,
+    Batch,
+    as_rows,
+    row_mean,
+    take_per_row,
+)
 from lossctl.metrics._probabilities import (
     BINARY_INPUTS,
     CATEGORICAL_INPUTS,
@@ -139,7 +147,7 @@ def _scce_rows(b: Batch, *, from_logits: bool = False, ignore_class: int | None 
         # renormalising and clipping only the label's is the same number, at
         # 1/C of the divisions, clips and logarithms.
         with np.errstate(divide="ignore", invalid="ignore"):
-            loss = -np.log(np.clip(b.pred_at_label / b.pred_row_sum, EPSILON, 1.0 - EPSILON))
+            loss = -np.log(np.clip(b.pred_at_label / b.pred_row_sum, CLIP_LOW, CLIP_HIGH))
     if ignore_class is not None:
         loss = np.where(b.y_true == ignore_class, 0.0, loss)
     return loss
@@ -148,20 +156,38 @@ def _scce_rows(b: Batch, *, from_logits: bool = False, ignore_class: int | None 
 class IgnoreClass(Mean):
     """Weighted mean over the rows whose label is not ``ignore_class``.
 
-    Keras masks those rows: a metric averages over the others, a loss with
-    ``sum_over_batch_size`` divides by their number (Keras adds eps to that
-    count; lossctl does not, which is a 1e-8 relative difference at most).
-    ``rows`` counts the rows that entered the mean.
+    Keras masks those rows: a loss averages over the others (with
+    ``sum_over_batch_size`` it divides by their number), and so does a
+    metric given sample weights (the mask zeroes their weights). A metric
+    without weights (Keras 3's ``MeanMetricWrapper``, which applies the mask
+    only to given weights) counts the ignored rows in the denominator with
+    a value of 0: :meth:`as_metric` gives that variant, which keeps
+    ``ignored``, the number of ignored rows of unweighted chunks. ``rows``
+    counts the rows that entered the mean.
     """
 
-    def __init__(self, params: Mapping[str, Any], reduction: str, ignore_class: int) -> None:
+    fields = {"total": "sum", "weight": "sum", "ignored": "sum"}
+    grouped = True
+
+    def __init__(self, params: Mapping[str, Any], reduction: str, ignore_class: int, metric: bool = False) -> None:
         super().__init__(sparse_categorical_crossentropy, params, reduction)
         self.ignore_class = ignore_class
+        self.metric = metric
         self.key = "ignore_class:" + self.key
+
+    def as_metric(self) -> IgnoreClass:
+        """The accumulator as Keras's metric computes it (see the class docstring)."""
+        return IgnoreClass(self.params, self.reduction, self.ignore_class, metric=True)
 
     def update(self, state: State, batch: Batch) -> None:
         keep = batch.y_true != self.ignore_class
+        ignored = state.declare("ignored", "sum")
         if not keep.all():
+            if batch.weight is None:
+                if batch.groups is None:
+                    ignored[batch.slot] += float(np.count_nonzero(~keep))
+                else:
+                    ignored += np.bincount(batch.groups[~keep], minlength=state.slots)
             weight = None if batch.weight is None else batch.weight[keep]
             groups = None if batch.groups is None else batch.groups[keep]
             batch = Batch(batch.y_true[keep], batch.y_pred[keep], weight, batch.slot, groups)
@@ -171,7 +197,15 @@ class IgnoreClass(Mean):
     def finish(self, state: State, slot: int = 0) -> Value:
         if state.rows(slot) == 0:
             return Value.undefined(f"no rows (every label is the ignored class {self.ignore_class}, or none was read)")
+        if self.metric and self.reduction == "mean" and "ignored" in state.data:
+            weight = float(state.data["weight"][slot]) + float(state.data["ignored"][slot])
+            if weight == 0.0:
+                return Value.undefined("sum of weights is zero")
+            return Value.of(float(state.data["total"][slot]) / weight)
         return super().finish(state, slot)
+
+    def finish_slots(self, state: State, slots: Sequence[int]) -> list[Value]:
+        return [self.finish(state, s) for s in slots]
 
 
 def _scce_state(params: Mapping[str, Any]) -> Accumulator:
@@ -227,8 +261,9 @@ register(
         validate=sparse_validator("sparse_categorical_crossentropy"),
         warn=rows_not_normalised,
         deviations=(
-            "With ignore_class, Keras divides by (number of kept rows + 1e-7); lossctl divides by the "
-            "number of kept rows (or their weights)."
+            "With ignore_class, as Keras 3: a loss averages over the kept rows (or their weights); "
+            "a metric (--metric) with weights too, but a metric without weights divides by every "
+            "row, the ignored ones counting 0 (Keras's MeanMetricWrapper masks only given weights)."
         ),
         example=Example([1.0, 2.0], [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]], -(math.log(0.95) + math.log(0.1)) / 2.0),
     )

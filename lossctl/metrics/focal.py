@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from lossctl.batch import EPSILON, F64, Batch, row_mean
+from lossctl.batch import CLIP_HIGH, CLIP_LOW, F64, Batch, row_mean
 from lossctl.metrics._probabilities import (
     BINARY_INPUTS,
     CATEGORICAL_INPUTS,
@@ -78,7 +78,7 @@ def binary_focal_crossentropy(
     # clip so that (1 - p_t) ** gamma stays real (a no-op on Keras's inputs).
     if from_logits:
         p = sigmoid(b.y_pred)
-        bce = binary_ce(t, np.clip(p, EPSILON, 1.0 - EPSILON))
+        bce = binary_ce(t, np.clip(p, CLIP_LOW, CLIP_HIGH))
     else:
         p = np.clip(b.y_pred, 0.0, 1.0)
         bce = binary_ce(t, b.clipped_pred)
@@ -131,7 +131,7 @@ def categorical_focal_crossentropy(
     """
     t = smooth_categorical(b.y_true, label_smoothing)
     if from_logits:
-        p = np.clip(np.exp(b.log_softmax_pred), EPSILON, 1.0 - EPSILON)
+        p = np.clip(np.exp(b.log_softmax_pred), CLIP_LOW, CLIP_HIGH)
     else:
         p = b.normalized_pred
     return np.sum(alpha * np.power(1.0 - p, gamma) * (-t * np.log(p)), axis=-1)

@@ -7,9 +7,7 @@ with the same decision parameters share it, as do the one-hot variants.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,63 +21,11 @@ from lossctl.metrics._labels import (
     classes_text,
 )
 from lossctl.metrics.confusion import ClassRule, Matrix, ThresholdRule, iou_classes
-from lossctl.params import Param
+from lossctl.params import ClassIdsParam, Param, class_ids
 from lossctl.registry import Example, MetricDef, register
 
 # --------------------------------------------------------------------------
 # Parameters
-
-
-@dataclass(frozen=True)
-class ClassIdsParam(Param):
-    """A tuple of class ids; written ``0+2`` on the command line.
-
-    Commas separate specs (``--metric iou,auc``), so ids are joined by ``+``
-    (``;`` and spaces are accepted too, when quoted).
-    """
-
-    def describe(self) -> str:
-        return "class ids joined by '+' (e.g. 0+2)"
-
-    def parse(self, owner: str, text: str) -> Any:
-        if self.optional and text.strip().lower() in {"none", "null"}:
-            return None
-        try:
-            return class_ids(text)
-        except (TypeError, ValueError):
-            raise UsageProblem(
-                f"{owner}: bad value '{text}' for parameter '{self.name}'; expected {self.describe()}"
-            ) from None
-
-    def check(self, owner: str, value: Any) -> None:
-        if value is None and self.optional:
-            return
-        try:
-            class_ids(value)
-        except (TypeError, ValueError):
-            raise UsageProblem(
-                f"{owner}: bad value {value!r} for parameter '{self.name}'; "
-                f"expected {self.describe()} or a sequence of non-negative integers"
-            ) from None
-
-
-def class_ids(value: Any) -> tuple[int, ...]:
-    """Normalise a ``target_class_ids`` value (int, sequence or ``0+2`` text) to a tuple."""
-    if isinstance(value, str):
-        value = [p for p in re.split(r"[+;\s]+", value.strip()) if p]
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        value = (value,)
-    out = []
-    for v in value:
-        if isinstance(v, bool):
-            raise TypeError(v)
-        f = float(v)
-        if not f.is_integer() or f < 0:
-            raise ValueError(v)
-        out.append(int(f))
-    if not out:
-        raise ValueError(value)
-    return tuple(out)
 
 
 # --------------------------------------------------------------------------
@@ -205,7 +151,8 @@ register(
         keras="keras.metrics.IoU",
         sklearn="sklearn.metrics.jaccard_score (average=None, then the mean of the targets)",
         state=_iou_state("iou", one_hot=False, all_classes=False),
-        shapes="sparse",
+        shapes="labels",
+        element_weights=True,
         validate=_iou_validate("iou", one_hot=False),
         deviations=_IOU_DEVIATIONS,
         # argmax [0, 1, 0, 1] against [0, 0, 1, 1]: class 0 has tp 1, fp 1, fn 1.
@@ -227,7 +174,8 @@ register(
         keras="keras.metrics.MeanIoU",
         sklearn="sklearn.metrics.jaccard_score (average='macro' over the classes present)",
         state=_iou_state("mean_iou", one_hot=False, all_classes=True),
-        shapes="sparse",
+        shapes="labels",
+        element_weights=True,
         validate=_iou_validate("mean_iou", one_hot=False),
         deviations=_IOU_DEVIATIONS,
         example=Example([0, 0, 1, 1], _PROBS_2, 1.0 / 3.0),
@@ -302,6 +250,7 @@ register(
         sklearn="sklearn.metrics.jaccard_score (average=None on y_pred >= threshold)",
         state=_binary_iou_state,
         shapes="same",
+        element_weights=True,
         validate=_binary_iou_validate,
         deviations=_IOU_DEVIATIONS.split(". ", 1)[1],
         # pred [0, 0, 1, 1] vs [0, 1, 0, 1]: each class has tp 1, fp 1, fn 1.

@@ -131,6 +131,7 @@ for _name, (_cls, _constrained, _dependent, _formula) in _OPERATING.items():
             state=_operating_point(_name, _constrained, _dependent),
             memory="2 * num_thresholds floats",
             shapes="any",
+            element_weights=True,
             validate=_operating_validate(_name),
             deviations=(
                 f"Null where Keras reports 0: when no threshold reaches the {_constrained}, or "

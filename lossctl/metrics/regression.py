@@ -16,7 +16,8 @@ import numpy as np
 from lossctl.accumulate import Accumulator, Mean, Transformed, Value, state_key
 from lossctl.batch import EPSILON, F64, Batch, row_mean
 from lossctl.comoments import chan, comoments
-from lossctl.params import ONE_SCORE_PER_COLUMN, Param
+from lossctl.metrics._multioutput import combine_outputs
+from lossctl.params import ONE_SCORE_PER_COLUMN, ChoiceOrWeightsParam, Param
 from lossctl.registry import Example, MetricDef, kernel, register
 from lossctl.state import State, fold_comoments
 
@@ -211,6 +212,9 @@ class R2(Accumulator):
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.class_aggregation: str = params["class_aggregation"]
+        # scikit-learn's multioutput, when given, instead of Keras's class_aggregation.
+        how = params.get("multioutput")
+        self.how: Any = self.class_aggregation if how is None else how
         self.num_regressors: int = int(params["num_regressors"])
         self.key = state_key("r2", R2, {})
 
@@ -289,7 +293,7 @@ class R2(Accumulator):
     def finish_slots(self, state: State, slots: Sequence[int]) -> list[Value]:
         """Every slot at once; a slot that is not a plain defined value takes :meth:`finish`'s path."""
         moments = state.get("comoment")
-        if moments is None or self.num_regressors:
+        if moments is None or self.num_regressors or not isinstance(self.how, str):
             return [self.finish(state, s) for s in slots]
         index = np.asarray(slots, dtype=np.int64)
         w, m2, ssr = moments[index, 0], moments[index, 2], state.data["ssr"][index]
@@ -316,10 +320,7 @@ class R2(Accumulator):
         if np.any(m2 == 0):
             return Value.undefined("y_true is constant, so R² is undefined (Keras reports 0)")
         raw = 1.0 - ssr / m2
-        if self.class_aggregation == "variance_weighted_average":
-            score = float(np.sum(m2 * raw) / np.sum(m2))
-        else:
-            score = float(np.mean(raw))
+        score = combine_outputs(raw, m2, self.how, "r2_score")
         if self.num_regressors:
             n, p = float(state.data["elements"][slot]), float(self.num_regressors)
             if p >= n - 1:
@@ -350,6 +351,17 @@ register(
                 applies=ONE_SCORE_PER_COLUMN,
             ),
             Param("num_regressors", 0, int, "adjusted R² for this many regressors (0: plain R²)", low=0),
+            ChoiceOrWeightsParam(
+                "multioutput",
+                None,
+                tuple,
+                "scikit-learn's multioutput: uniform_average, variance_weighted, or one weight per "
+                "output column joined by '+' (e.g. 0.3+0.7); none: class_aggregation decides",
+                choices=("uniform_average", "variance_weighted"),
+                low=0.0,
+                optional=True,
+                applies=ONE_SCORE_PER_COLUMN,
+            ),
         ),
         keras="keras.metrics.R2Score",
         sklearn="sklearn.metrics.r2_score",

@@ -42,7 +42,8 @@ def worst_csv(result: WorstRows) -> str:
     """One line per row: rank, row, value, then y_true, y_pred (one column per value) and weight."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    roles = ["y_true", "y_pred"] + (["weight"] if any("weight" in r for r in result.rows) else [])
+    weighted = any("weight" in r for r in result.rows)
+    roles = ["y_true", "y_pred"] + (["weight"] if weighted else [])
     widths = {}
     for role in roles:
         first = result.rows[0].get(role) if result.rows else None
@@ -50,11 +51,13 @@ def worst_csv(result: WorstRows) -> str:
     header = ["rank", "row", result.spec.spec]
     for role in roles:
         header += _names(result, role, widths[role])
-    writer.writerow(header)
+    writer.writerow(header + (["weighted_value"] if weighted else []))
     for r in result.rows:
         line = [r["rank"], r["row"], "" if r["value"] is None else repr(r["value"])]
         for role in roles:
             line += _flat(r.get(role))
+        if weighted:
+            line += _flat(r.get("weighted_value"))
         writer.writerow(line)
     return buf.getvalue()
 
@@ -87,10 +90,11 @@ def worst_table(result: WorstRows, *, stdout: bool = False, width: int | None = 
     has_weight = any("weight" in r for r in result.rows)
     if has_weight:
         table.add_column("weight", justify="right")
+        table.add_column("weight × value", justify="right")
     for r in result.rows:
         cells = [str(r["rank"]), str(r["row"]), format_value(r["value"]) + (f" ({r['note']})" if r.get("note") else ""), _shown(r["y_true"]), _shown(r["y_pred"])]
         if has_weight:
-            cells.append(_shown(r.get("weight")))
+            cells += [_shown(r.get("weight")), _shown(r.get("weighted_value"))]
         table.add_row(*cells)
     # The title soft-wrapped: a long path stays on one line (a file name cut in two cannot be copied).
     return rich_text(Text(title, style="italic"), table, stdout=stdout, width=width)
