@@ -145,6 +145,8 @@ def _fold_reweighted(
 def cost(acc: Accumulator) -> str:
     """What ``--ci`` costs this accumulator (``explain`` says it)."""
     inner = getattr(acc, "inner", acc)
+    if getattr(inner, "ci_cost", None):
+        return str(inner.ci_cost)
     if inner.keeps_rows:
         return (
             "keeps each row's number too (8 bytes a row more); each replicate is recomputed from the kept "

@@ -28,6 +28,7 @@ part of the key: it changes no number.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -151,6 +152,20 @@ class Counts(Accumulator):
         for name, values in zip(("tp", "fp", "fn", "tn"), counts, strict=True):
             state.declare(name, "sum", (k,))[batch.slot] += values
         self.count(state, batch)
+
+    def linear(self, batch: Batch) -> tuple[list[Any], Any] | None:
+        """Each class's four cell indicators: the counts are their weighted sums (--ci)."""
+        if batch.weight is not None and batch.weight.ndim == 2:
+            return None  # a weight per cell: reweighted updates
+        truth, pred = self.decision.decide(batch, self.owner)
+        cells = (truth & pred, ~truth & pred, truth & ~pred, ~truth & ~pred)
+        return [c[:, j].astype(np.float64) for c in cells for j in range(truth.shape[1])], truth.shape[1]
+
+    def add_sums(self, state: State, slots: np.ndarray, sums: np.ndarray, rows: np.ndarray, context: Any) -> None:
+        k = int(context)
+        for i, name in enumerate(("tp", "fp", "fn", "tn")):
+            state.declare(name, "sum", (k,))[slots] += sums[:, i * k : (i + 1) * k]
+        state.data["rows"][slots] += rows
 
     def finish(self, state: State, slot: int = 0) -> Value:
         if state.rows(slot) == 0:

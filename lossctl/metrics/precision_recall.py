@@ -77,6 +77,15 @@ class Precision(Counts):
         add_label_matrix(state, batch.y_true.astype(np.int64), decided, batch.weight, batch.slot)
         self.count(state, batch)
 
+    ci_cost = (
+        "cheap on a matrix of classes (the counts are weighted sums, one matrix product for all replicates); "
+        "on one column of labels or scores, B updates per chunk (one per replicate)"
+    )
+
+    def linear(self, batch: Batch) -> tuple[list[Any], Any] | None:
+        # One label column fills a keyed matrix: reweighted updates.
+        return None if layout(batch, self.owner) == "column" else super().linear(batch)
+
     def finish(self, state: State, slot: int = 0) -> Value:
         if "matrix" not in state.data:
             return super().finish(state, slot)
