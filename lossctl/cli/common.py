@@ -250,3 +250,28 @@ class ProgressBar:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def evaluate_and_report(
+    command: str,
+    files: tuple[str, ...],
+    options: dict[str, Any],
+    outputs: tuple[str, tuple[str, ...], str | None, bool, bool],
+    run: Any,
+) -> int:
+    """The body of ``eval`` and ``compare``: the request from the options and config, the run with a
+    progress bar, the outputs written; ``outputs`` is ``(fmt, -o paths, --config, --no-config, --quiet)``."""
+    from lossctl.cli.outputs import plan_outputs
+    from lossctl.render import FORMATS
+
+    fmt, paths, config_path, no_config, quiet = outputs
+    config = load_defaults(config_path, no_config)
+    targets = plan_outputs(fmt, paths, config.format, FORMATS)
+    request = build_request(command, files, options, config, targets.paths)
+    progress = ProgressBar.for_terminal(quiet)
+    try:
+        with targets.reporting_errors(files):
+            evaluation = run(request, on_chunk=progress)
+    finally:
+        progress.close()
+    return report(evaluation, targets, quiet)

@@ -5,17 +5,12 @@ from __future__ import annotations
 import click
 
 from lossctl.cli.common import (
-    ProgressBar,
-    build_request,
     common_options,
     config_options,
-    load_defaults,
+    evaluate_and_report,
     output_options,
-    report,
 )
-from lossctl.cli.outputs import plan_outputs
 from lossctl.options import click_options
-from lossctl.render import FORMATS
 
 
 @click.command("eval")
@@ -79,13 +74,4 @@ def eval_command(
     """
     from lossctl.api import run
 
-    config = load_defaults(config_path, no_config)
-    targets = plan_outputs(fmt, outputs, config.format, FORMATS)
-    request = build_request("eval", files, options, config, targets.paths)
-    progress = ProgressBar.for_terminal(quiet)
-    try:
-        with targets.reporting_errors(files):
-            evaluation = run(request, on_chunk=progress)
-    finally:
-        progress.close()
-    return report(evaluation, targets, quiet)
+    return evaluate_and_report("eval", files, options, (fmt, outputs, config_path, no_config, quiet), run)
