@@ -59,12 +59,13 @@ def roc_replicates(pos: F64, neg: F64, rows: np.ndarray, base: F64 | None, weigh
     return out
 
 
-def pr_replicates(pos: F64, neg: F64, rows: np.ndarray, base: F64 | None, weigh: Any, replicates: int) -> F64:
-    """Average precision of every replicate (NaN when undefined), one exact computation each."""
-    from lossctl.metrics.auc import (
-        exact_average_precision,  # the module that imports this one
-    )
+def pr_replicates(
+    pos: F64, neg: F64, rows: np.ndarray, base: F64 | None, weigh: Any, replicates: int, score: Any
+) -> F64:
+    """Average precision of every replicate (NaN when undefined), one exact computation each.
 
+    ``score(pos, neg, pos_w, neg_w) -> (value or None, why)`` is the exact average precision.
+    """
     n_pos = len(pos)
     out = np.full(replicates, np.nan)
     for first in range(0, replicates, 8):
@@ -73,6 +74,6 @@ def pr_replicates(pos: F64, neg: F64, rows: np.ndarray, base: F64 | None, weigh:
         if base is not None:
             block *= base
         for j in range(count):
-            value, _ = exact_average_precision(pos, neg, block[j, :n_pos], block[j, n_pos:])
+            value, _ = score(pos, neg, block[j, :n_pos], block[j, n_pos:])
             out[first + j] = np.nan if value is None else value
     return out

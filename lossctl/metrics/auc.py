@@ -194,7 +194,7 @@ class ExactAUC(Accumulator):
                     self._weights(state.chunks(f"neg_w.{j}", slot), [neg]),
                 ])
             if self.curve == "PR":
-                per_column.append(pr_replicates(pos, neg, rows, base, weigh, replicates))
+                per_column.append(pr_replicates(pos, neg, rows, base, weigh, replicates, exact_average_precision))
             else:
                 per_column.append(roc_replicates(pos, neg, rows, base, weigh, replicates))
         values = np.mean(per_column, axis=0)
