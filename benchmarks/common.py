@@ -26,6 +26,8 @@ ABS_TOL = 1e-12
 
 #: Number of classes in the multiclass datasets.
 N_CLASSES = 10
+#: The per-class probability columns of the ``columns`` layout.
+PROB_COLUMNS: tuple[str, ...] = tuple(f"prob_{k}" for k in range(N_CLASSES))
 #: ``k`` of the sparse top-k accuracy.
 TOP_K = 5
 
@@ -74,10 +76,31 @@ class Workload:
     metrics: tuple[str, ...]
     lossctl: LossctlRequest
     tools: tuple[str, ...] = field(default=())
+    #: The label column and the prediction column (``"list"`` layout: one column, a
+    #: fixed-size list per row for multiclass); the ``"columns"`` layout has one
+    #: float32 probability column per class instead, ``PROB_COLUMNS``.
+    true: str = "y_true"
+    pred: str = "y_pred"
+    layout: str = "list"  # "list" | "columns"
 
     def paths(self, data_dir: Path) -> list[Path]:
         """Absolute paths of the workload's input files under ``data_dir``."""
         return [data_dir / f for f in self.files]
+
+    @property
+    def pred_columns(self) -> tuple[str, ...]:
+        """The columns holding the predictions."""
+        return PROB_COLUMNS if self.layout == "columns" else (self.pred,)
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column the workload reads: the label, then the predictions."""
+        return [self.true, *self.pred_columns]
+
+    @property
+    def pred_option(self) -> str:
+        """What ``lossctl eval --pred`` is given: the column, or a glob over the class columns."""
+        return "prob_*" if self.layout == "columns" else self.pred
 
 
 _REGRESSION_LOSSCTL = LossctlRequest(
@@ -170,6 +193,30 @@ WORKLOADS: dict[str, Workload] = {
             metrics=MULTICLASS_METRICS,
             lossctl=_MULTICLASS_LOSSCTL,
             tools=_TABULAR_TOOLS,
+        ),
+        Workload(
+            name="multiclass_columns_parquet",
+            title="(d2) 10-class, Parquet (label + ten float32 prob_* columns)",
+            kind="multiclass",
+            fmt="parquet",
+            files=("multiclass_columns.parquet",),
+            metrics=MULTICLASS_METRICS,
+            lossctl=_MULTICLASS_LOSSCTL,
+            tools=_TABULAR_TOOLS,
+            true="label",
+            layout="columns",
+        ),
+        Workload(
+            name="multiclass_columns_csv",
+            title="(d3) 10-class, CSV (label + ten float32 prob_* columns)",
+            kind="multiclass",
+            fmt="csv",
+            files=("multiclass_columns.csv",),
+            metrics=MULTICLASS_METRICS,
+            lossctl=_MULTICLASS_LOSSCTL,
+            tools=_TABULAR_TOOLS,
+            true="label",
+            layout="columns",
         ),
         Workload(
             name="multiclass_npy",

@@ -14,6 +14,10 @@ Writes, into ``--out`` (default ``$LOSSCTL_BENCH_DATA`` or ``benchmarks/data``):
   (``fixed_size_list<double, 10>`` of softmax probabilities).
 * ``multiclass_labels.npy`` (int64, ``(N,)``) and ``multiclass_probs.npy``
   (float64, ``(N, 10)``) -- the same rows as ``multiclass.parquet``.
+* ``multiclass_columns.parquet`` and ``multiclass_columns.csv`` -- the same
+  rows again in the other common layout: ``label`` (int64) and one float32
+  column per class, ``prob_0`` ... ``prob_9`` (the probabilities rounded to
+  float32, as a float32 model writes them).
 * ``manifest.json`` -- the parameters each dataset was generated with.
 
 Generation is chunked: memory is bounded by ``--chunk-rows`` (default 1M rows,
@@ -26,7 +30,7 @@ unless ``--force`` is given.
 
 Examples::
 
-    python benchmarks/generate.py                       # full size: 20M / 20M / 5M rows
+    python benchmarks/generate.py                       # full size: 20M / 20M / 5M / 5M rows
     python benchmarks/generate.py --small --out /tmp/bench-small
     python benchmarks/generate.py --scale 0.1 --only binary
 """
@@ -53,13 +57,20 @@ from common import DEFAULT_DATA_DIR, N_CLASSES
 #: Bump when the generated values change for the same parameters.
 GENERATOR_VERSION = 1
 
-DEFAULT_ROWS = {"regression": 20_000_000, "binary": 20_000_000, "multiclass": 5_000_000}
+DEFAULT_ROWS = {
+    "regression": 20_000_000,
+    "binary": 20_000_000,
+    "multiclass": 5_000_000,
+    "multiclass_columns": 5_000_000,
+}
 SMALL_SCALE = 0.01
-DATASET_IDS = {"regression": 1, "binary": 2, "multiclass": 3}
+# multiclass_columns draws the multiclass streams: the same rows in another layout.
+DATASET_IDS = {"regression": 1, "binary": 2, "multiclass": 3, "multiclass_columns": 3}
 DATASET_FILES = {
     "regression": ("regression.parquet", "regression.csv"),
     "binary": ("binary.parquet",),
     "multiclass": ("multiclass.parquet", "multiclass_labels.npy", "multiclass_probs.npy"),
+    "multiclass_columns": ("multiclass_columns.parquet", "multiclass_columns.csv"),
 }
 
 MANIFEST = "manifest.json"
@@ -122,6 +133,14 @@ def multiclass_table(labels: np.ndarray, probs: np.ndarray) -> pa.Table:
     flat = pa.array(np.ascontiguousarray(probs).reshape(-1), type=pa.float64())
     y_pred = pa.FixedSizeListArray.from_arrays(flat, probs.shape[1])
     return pa.table({"y_true": pa.array(labels, type=pa.int64()), "y_pred": y_pred})
+
+
+def multiclass_columns_table(labels: np.ndarray, probs: np.ndarray) -> pa.Table:
+    """Arrow table with ``label`` (int64) and float32 ``prob_0`` ... ``prob_{C-1}`` columns."""
+    columns = {"label": pa.array(labels, type=pa.int64())}
+    for k in range(probs.shape[1]):
+        columns[f"prob_{k}"] = pa.array(probs[:, k].astype(np.float32), type=pa.float32())
+    return pa.table(columns)
 
 
 # --------------------------------------------------------------------------- writers
@@ -200,10 +219,31 @@ def write_multiclass(out: Path, p: DatasetParams) -> None:
         os.replace(_tmp(path), path)
 
 
+def write_multiclass_columns(out: Path, p: DatasetParams) -> None:
+    """Write ``multiclass_columns.parquet`` and ``.csv`` (``label`` + float32 ``prob_*``)."""
+    fields = [("label", pa.int64())] + [(f"prob_{k}", pa.float32()) for k in range(N_CLASSES)]
+    schema = pa.schema(fields)
+    pq_path, csv_path = out / "multiclass_columns.parquet", out / "multiclass_columns.csv"
+    started = time.perf_counter()
+    with (
+        pq.ParquetWriter(_tmp(pq_path), schema) as pq_writer,
+        pacsv.CSVWriter(_tmp(csv_path), schema) as csv_writer,
+    ):
+        for index, start, stop in _chunks(p.rows, p.chunk_rows):
+            labels, probs = multiclass_chunk(_rng(p.seed, "multiclass", index), stop - start)
+            table = multiclass_columns_table(labels, probs)
+            pq_writer.write_table(table, row_group_size=p.chunk_rows)
+            csv_writer.write_table(table)
+            _progress("multiclass_columns", stop, p.rows, started)
+    os.replace(_tmp(pq_path), pq_path)
+    os.replace(_tmp(csv_path), csv_path)
+
+
 WRITERS: dict[str, Callable[[Path, DatasetParams], None]] = {
     "regression": write_regression,
     "binary": write_binary,
     "multiclass": write_multiclass,
+    "multiclass_columns": write_multiclass_columns,
 }
 
 
@@ -263,6 +303,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--rows-multiclass", type=int, help=f"default {DEFAULT_ROWS['multiclass']:,} x scale"
     )
     ap.add_argument(
+        "--rows-multiclass-columns",
+        type=int,
+        help=f"default {DEFAULT_ROWS['multiclass_columns']:,} x scale",
+    )
+    ap.add_argument(
         "--scale",
         type=float,
         default=1.0,
@@ -271,7 +316,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--small",
         action="store_true",
-        help=f"quick preset: --scale {SMALL_SCALE} (200k / 200k / 50k rows)",
+        help=f"quick preset: --scale {SMALL_SCALE} (200k / 200k / 50k / 50k rows)",
     )
     ap.add_argument("--seed", type=int, default=20240601, help="random seed (default %(default)s)")
     ap.add_argument(

@@ -34,6 +34,7 @@ from common import (
     EPSILON,
     EXIT_NOT_APPLICABLE,
     EXIT_UNAVAILABLE,
+    N_CLASSES,
     TOP_K,
     WORKLOADS,
     Workload,
@@ -89,7 +90,7 @@ def _sql_str(path: Path) -> str:
 def load_arrow_columns(w: Workload, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """``(y_true, y_pred)`` as NumPy arrays, read with pyarrow (Parquet/CSV) or ``np.load``.
 
-    A fixed-size-list ``y_pred`` becomes an ``(N, K)`` matrix.
+    A fixed-size-list ``y_pred``, or the ``prob_*`` columns, become an ``(N, K)`` matrix.
     """
     import numpy as np
 
@@ -97,18 +98,11 @@ def load_arrow_columns(w: Workload, data_dir: Path) -> tuple[np.ndarray, np.ndar
     if w.fmt == "npy":
         labels_path, probs_path = w.paths(data_dir)
         return np.load(labels_path), np.load(probs_path)
-    if w.fmt == "csv":
-        import pyarrow.csv as pacsv
-
-        table = pacsv.read_csv(
-            path, convert_options=pacsv.ConvertOptions(include_columns=["y_true", "y_pred"])
-        )
-    else:
-        import pyarrow.parquet as pq
-
-        table = pq.ParquetFile(path).read(columns=["y_true", "y_pred"])
-    y_true = table.column("y_true").to_numpy()
-    pred_col = table.column("y_pred")
+    table = read_arrow(w, path)
+    y_true = table.column(w.true).to_numpy()
+    if w.layout == "columns":
+        return y_true, np.column_stack([table.column(c).to_numpy() for c in w.pred_columns])
+    pred_col = table.column(w.pred)
     if w.kind == "multiclass":
         import pyarrow as pa
 
@@ -118,6 +112,19 @@ def load_arrow_columns(w: Workload, data_dir: Path) -> tuple[np.ndarray, np.ndar
     else:
         y_pred = pred_col.to_numpy()
     return y_true, y_pred
+
+
+def read_arrow(w: Workload, path: Path) -> Any:
+    """The workload's columns of a CSV or Parquet file as one pyarrow table."""
+    if w.fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(include_columns=w.columns))
+    import pyarrow.parquet as pq
+
+    # ParquetFile.read is pq.read_table without the pyarrow.dataset layer, whose
+    # import (it pulls in pandas) costs ~0.5 s of start-up and is not reading.
+    return pq.ParquetFile(path).read(columns=w.columns)
 
 
 # =========================================================================== floor
@@ -132,20 +139,7 @@ def run_floor(w: Workload, data_dir: Path) -> PeerResult:
         labels, probs = np.load(labels_path), np.load(probs_path)
         labels.sum(), probs.sum()  # touch every page
         return PeerResult(len(labels))
-    path = w.paths(data_dir)[0]
-    if w.fmt == "csv":
-        import pyarrow.csv as pacsv
-
-        table = pacsv.read_csv(
-            path, convert_options=pacsv.ConvertOptions(include_columns=["y_true", "y_pred"])
-        )
-    else:
-        import pyarrow.parquet as pq
-
-        # ParquetFile.read is pq.read_table without the pyarrow.dataset layer, whose
-        # import (it pulls in pandas) costs ~0.5 s of start-up and is not reading.
-        table = pq.ParquetFile(path).read(columns=["y_true", "y_pred"])
-    return PeerResult(table.num_rows)
+    return PeerResult(read_arrow(w, w.paths(data_dir)[0]).num_rows)
 
 
 # =========================================================================== numpy
@@ -250,13 +244,16 @@ def run_sklearn(w: Workload, data_dir: Path) -> PeerResult:
         y_true, y_pred = load_arrow_columns(w, data_dir)
     else:
         if w.fmt == "csv":
-            df = pd.read_csv(path, usecols=["y_true", "y_pred"], engine="pyarrow")
+            df = pd.read_csv(path, usecols=w.columns, engine="pyarrow")
         else:
-            df = pd.read_parquet(path, columns=["y_true", "y_pred"])
-        y_true = df["y_true"].to_numpy()
-        y_pred = (
-            np.stack(df["y_pred"].to_numpy()) if w.kind == "multiclass" else df["y_pred"].to_numpy()
-        )
+            df = pd.read_parquet(path, columns=w.columns)
+        y_true = df[w.true].to_numpy()
+        if w.layout == "columns":
+            y_pred = df[list(w.pred_columns)].to_numpy()
+        elif w.kind == "multiclass":
+            y_pred = np.stack(df[w.pred].to_numpy())
+        else:
+            y_pred = df[w.pred].to_numpy()
         del df
 
     if w.kind == "regression":
@@ -307,6 +304,10 @@ def run_sklearn(w: Workload, data_dir: Path) -> PeerResult:
 def _duckdb_source(w: Workload, data_dir: Path) -> str:
     """The ``FROM`` clause reading the workload's file."""
     path = _sql_str(w.paths(data_dir)[0])
+    if w.fmt == "csv" and w.layout == "columns":
+        # FLOAT, the type the columns were written in: parsed faster than DOUBLE.
+        types = ", ".join([f"'{w.true}': 'BIGINT'"] + [f"'{c}': 'FLOAT'" for c in w.pred_columns])
+        return f"read_csv({path}, header = true, columns = {{{types}}})"
     if w.fmt == "csv":
         return (
             f"read_csv({path}, header = true, columns = {{'y_true': 'DOUBLE', 'y_pred': 'DOUBLE'}})"
@@ -361,18 +362,56 @@ SELECT
 FROM c
 """
 
+# Multiclass, the comparison-count form: p_l is the label's probability,
+# n_gt = sum((p_k > p_l)::INT) the classes scoring above it; accuracy is
+# n_gt = 0 (the label is a maximum: argmax where no other class ties it, which
+# the agreement check with the argmax-based peers confirms on this data) and
+# top-k is n_gt < k (Keras counts ties as hits). Element by element, with no
+# list lambdas (list_filter/list_position are about twice as slow).
 _DUCKDB_MULTICLASS = """
-WITH d AS (SELECT y_true AS l, y_pred::DOUBLE[] AS p FROM {src}),
-e AS (SELECT l, p, p[l + 1] AS pl, list_sum(p) AS s FROM d)
+WITH d AS (SELECT {probs}, {label_prob} AS pl FROM {src}),
+e AS (SELECT pl, {total} AS s, {n_gt} AS n_gt FROM d)
 SELECT
   count(*) AS rows,
-  -avg(ln(least(greatest(pl / s, {eps}), 1.0 - {eps}))) AS sparse_categorical_crossentropy,
-  avg(CASE WHEN list_position(p, list_max(p)) - 1 = l THEN 1.0 ELSE 0.0 END)
-    AS sparse_categorical_accuracy,
-  avg(CASE WHEN len(list_filter(p, lambda x: x > pl)) < {k} THEN 1.0 ELSE 0.0 END)
-    AS sparse_top_5_accuracy
+  -avg(ln(least(greatest(pl::DOUBLE / s, {eps}), 1.0 - {eps}))) AS sparse_categorical_crossentropy,
+  avg((n_gt = 0)::INT) AS sparse_categorical_accuracy,
+  avg((n_gt < {k})::INT) AS sparse_top_5_accuracy
 FROM e
 """
+
+
+#: How each peer computes the multiclass metrics, shown in the report's notes.
+MULTICLASS_FORM = {
+    ("duckdb", "columns"): "comparison count: p_l = CASE label WHEN k THEN prob_k, "
+    "n_gt = sum((prob_k > p_l)::INT), acc n_gt = 0, top-5 n_gt < 5",
+    ("duckdb", "list"): "comparison count: p_l = y_pred[y_true + 1], "
+    "n_gt = sum((y_pred[k] > p_l)::INT), acc n_gt = 0, top-5 n_gt < 5",
+    ("polars", "columns"): "comparison count: p_l = when(label == k).then(prob_k) chain, "
+    "n_gt = sum_horizontal(prob_k > p_l), acc n_gt == 0, top-5 n_gt < 5",
+    ("polars", "list"): "comparison count: p_l = arr.get(label), "
+    "n_gt = sum_horizontal(arr.get(k) > p_l), acc n_gt == 0, top-5 n_gt < 5",
+}
+
+
+def _duckdb_multiclass_terms(w: Workload) -> dict[str, str]:
+    """The per-class SQL terms of ``_DUCKDB_MULTICLASS`` for the workload's layout."""
+    if w.layout == "columns":
+        # CASE over the ten columns; the sum stays FLOAT (the division is DOUBLE).
+        probs = list(w.pred_columns)
+        label_prob = (
+            f"CASE {w.true} "
+            + " ".join(f"WHEN {k} THEN {c}" for k, c in enumerate(probs))
+            + " END"
+        )
+    else:
+        probs = [f"{w.pred}[{k + 1}]" for k in range(N_CLASSES)]
+        label_prob = f"{w.pred}[{w.true} + 1]"
+    return {
+        "probs": w.pred if w.layout == "list" else ", ".join(probs),
+        "label_prob": label_prob,
+        "total": " + ".join(probs),
+        "n_gt": " + ".join(f"({p} > pl)::INT" for p in probs),
+    }
 
 
 def run_duckdb(w: Workload, data_dir: Path) -> PeerResult:
@@ -384,7 +423,10 @@ def run_duckdb(w: Workload, data_dir: Path) -> PeerResult:
         "binary": _DUCKDB_BINARY,
         "multiclass": _DUCKDB_MULTICLASS,
     }[w.kind]
-    sql = template.format(src=_duckdb_source(w, data_dir), eps=f"{EPSILON!r}::DOUBLE", k=TOP_K)
+    terms = _duckdb_multiclass_terms(w) if w.kind == "multiclass" else {}
+    sql = template.format(
+        src=_duckdb_source(w, data_dir), eps=f"{EPSILON!r}::DOUBLE", k=TOP_K, **terms
+    )
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")  # no terminal rendering while timed
     cur = con.execute(sql)
@@ -394,6 +436,8 @@ def run_duckdb(w: Workload, data_dir: Path) -> PeerResult:
     values = dict(zip(names, row, strict=True))
     rows = int(values.pop("rows"))
     notes = {"roc_auc": "GROUP BY score + running-sum window"} if w.kind == "binary" else {}
+    if w.kind == "multiclass":
+        notes = {"sparse_categorical_accuracy": MULTICLASS_FORM["duckdb", w.layout]}
     return PeerResult(rows, {k: None if v is None else float(v) for k, v in values.items()}, notes)
 
 
@@ -405,13 +449,16 @@ def run_polars(w: Workload, data_dir: Path) -> PeerResult:
     import polars as pl
 
     path = w.paths(data_dir)[0]
-    if w.fmt == "csv":
+    if w.fmt == "csv" and w.layout == "columns":
+        types = {w.true: pl.Int64, **{c: pl.Float32 for c in w.pred_columns}}
+        lf = pl.scan_csv(path, schema_overrides=types)
+    elif w.fmt == "csv":
         lf = pl.scan_csv(path, schema_overrides={"y_true": pl.Float64, "y_pred": pl.Float64})
     elif w.fmt == "parquet":
         lf = pl.scan_parquet(path)
     else:
         raise NotApplicable("Polars has no NPY reader")
-    t, p = pl.col("y_true"), pl.col("y_pred")
+    t, p = pl.col(w.true), pl.col(w.pred)
     notes: dict[str, str] = {}
 
     if w.kind == "regression":
@@ -444,20 +491,32 @@ def run_polars(w: Workload, data_dir: Path) -> PeerResult:
         ]
         notes["roc_auc"] = "Mann-Whitney U over average ranks"
     else:
-        pred_type = lf.collect_schema()["y_pred"]
-        assert isinstance(pred_type, pl.Array), pred_type
-        width = pred_type.size
-        p_label = p.arr.get(t)
-        n_greater = pl.sum_horizontal(
-            [(p.arr.get(i) > p_label).cast(pl.UInt32) for i in range(width)]
-        )
+        # The comparison-count form (see _DUCKDB_MULTICLASS), the label's probability
+        # computed once as a column: a when/then chain over the class columns (faster
+        # than concat_list(...).list.get), or arr.get on the list column.
+        if w.layout == "columns":
+            probs = [pl.col(c) for c in w.pred_columns]
+            chain = pl.when(t == 0).then(probs[0])
+            for k in range(1, len(probs)):
+                chain = chain.when(t == k).then(probs[k])
+            lf = lf.with_columns(chain.alias("_p_label"))
+            total = pl.sum_horizontal(probs)
+        else:
+            pred_type = lf.collect_schema()[w.pred]
+            assert isinstance(pred_type, pl.Array), pred_type
+            probs = [p.arr.get(i) for i in range(pred_type.size)]
+            lf = lf.with_columns(p.arr.get(t).alias("_p_label"))
+            total = p.arr.sum()
+        p_label = pl.col("_p_label")
+        n_greater = pl.sum_horizontal([(q > p_label).cast(pl.UInt8) for q in probs])
         exprs = [
-            (-((p_label / p.arr.sum()).clip(EPSILON, 1.0 - EPSILON).log()).mean()).alias(
-                "sparse_categorical_crossentropy"
-            ),
-            (p.arr.arg_max() == t).mean().alias("sparse_categorical_accuracy"),
+            (-((p_label.cast(pl.Float64) / total).clip(EPSILON, 1.0 - EPSILON).log()).mean())
+            .alias("sparse_categorical_crossentropy"),
+            (n_greater == 0).mean().alias("sparse_categorical_accuracy"),
             (n_greater < TOP_K).mean().alias("sparse_top_5_accuracy"),
         ]
+    if w.kind == "multiclass":
+        notes["sparse_categorical_accuracy"] = MULTICLASS_FORM["polars", w.layout]
     df = lf.select(pl.len().alias("rows"), *exprs).collect()
     values = df.row(0, named=True)
     rows = int(values.pop("rows"))

@@ -274,7 +274,7 @@ def lossctl_command(w: Workload, data_dir: Path, lossctl: Path, extra: Sequence[
     if w.fmt == "npy":
         inputs = ["--true", files[0], "--pred", files[1]]
     else:
-        inputs = [files[0], "--true", "y_true", "--pred", "y_pred"]
+        inputs = [files[0], "--true", w.true, "--pred", w.pred_option]
     return [
         str(lossctl),
         "eval",

@@ -29,6 +29,11 @@ EPSILON = 1e-7
 CLIP_LOW = float(np.float32(EPSILON))
 CLIP_HIGH = float(np.float32(1.0 - EPSILON))
 
+# Up to this many classes, per-row counts and sums over a column-major score
+# matrix loop over its class columns (contiguous, vectorised passes); beyond,
+# one row-wise pass is cheaper than the Python loop.
+MAX_COLUMN_LOOP = 64
+
 
 class Batch:
     """Rows ``y_true``, ``y_pred`` and optional ``weight`` of one chunk.
@@ -38,6 +43,12 @@ class Batch:
     Keras's per-element ``sample_weight``) or ``None``. Kernels treat the
     arrays as read-only. ``slot`` is the state slot the rows fold into;
     ``groups`` (int64 ``(N,)``), when given, the slot of each row instead.
+
+    ``scores`` is ``y_pred`` as it arrived: a matrix assembled from one column
+    per class is column-major (each class contiguous, as it was read), and the
+    shared sub-expressions of the sparse family (the label's score, the row
+    sums, the rank of the label) work on its columns; ``y_pred`` is the same
+    values row-major, made only when a kernel asks for it.
     """
 
     # Element rows per input row: more than 1 for inputs of more than two
@@ -48,7 +59,7 @@ class Batch:
         self, y_true: F64, y_pred: F64, weight: F64 | None = None, slot: int = 0, groups: NDArray[np.int64] | None = None
     ) -> None:
         self.y_true = y_true
-        self.y_pred = y_pred
+        self.scores = y_pred
         self.weight = weight
         # The state slot every row of this chunk folds into (see lossctl.state),
         # or, with `groups`, the slot of each row (a sliced run: --by).
@@ -59,7 +70,7 @@ class Batch:
 
     def reweighted(self, weight: F64, slot: int = 0, groups: NDArray[np.int64] | None = None) -> Batch:
         """The same rows with other weights (a bootstrap replicate), sharing every weight-free cache."""
-        out = Batch(self.y_true, self.y_pred, weight, slot, groups)
+        out = Batch(self.y_true, self.scores, weight, slot, groups)
         out.rows = self.rows
         for name, value in self.__dict__.items():
             if name not in _WEIGHTED and name not in out.__dict__:
@@ -83,7 +94,7 @@ class Batch:
         out = []
         for rows in np.split(order, cuts):
             weight = None if self.weight is None else self.weight[rows]
-            part = Batch(self.y_true[rows], self.y_pred[rows], weight, int(self.groups[rows[0]]))
+            part = Batch(self.y_true[rows], self.scores[rows], weight, int(self.groups[rows[0]]))
             part.rows = None if self.rows is None else self.rows[rows]
             out.append(part)
         return out
@@ -126,6 +137,23 @@ class Batch:
             # add.reduce, not np.sum: the same pairwise sum without np.sum's Python layer.
             totals[key] = float(np.add.reduce(self.per_row(kernel, params)))
         return totals[key]
+
+    @cached_property
+    def y_pred(self) -> F64:
+        """The predictions, ``(N,)`` or a C-contiguous float64 ``(N, C)`` (see ``scores``)."""
+        p = self.scores
+        if p.ndim == 2 and not p.flags.c_contiguous or p.dtype != np.float64:
+            return np.ascontiguousarray(p, dtype=np.float64)
+        return p
+
+    @cached_property
+    def _class_columns(self) -> F64 | None:
+        """``scores`` as ``(C, N)`` rows, one contiguous row per class, when it is column-major
+        with few enough classes that a loop over them beats a row-wise pass; else ``None``."""
+        p = self.scores
+        if p.ndim == 2 and p.shape[1] <= MAX_COLUMN_LOOP and p.flags.f_contiguous and not p.flags.c_contiguous:
+            return p.T
+        return None
 
     @cached_property
     def diff(self) -> F64:
@@ -180,9 +208,17 @@ class Batch:
 
     @cached_property
     def pred_row_sum(self) -> F64:
-        """``sum(y_pred, axis=-1)`` per row (einsum: a fast reduction over a short last axis)."""
-        p = as_rows(self.y_pred)
-        return np.einsum("ij->i", p)
+        """``sum(y_pred, axis=-1)`` per row (einsum: a fast reduction over a short last axis;
+        a column-major matrix adds its class columns, each a contiguous pass)."""
+        columns = self._class_columns
+        if columns is not None:
+            total = columns[0].astype(np.float64)
+            for column in columns[1:]:
+                total += column
+            return total
+        if self.scores.dtype != np.float64:
+            return np.einsum("ij->i", as_rows(self.scores), dtype=np.float64)
+        return np.einsum("ij->i", as_rows(self.scores))
 
     @cached_property
     def pred_at_label(self) -> F64:
@@ -191,7 +227,12 @@ class Batch:
         Labels were validated already; what is left invalid here is NaN passed
         through by ``--nan propagate`` or a row of an ignored class.
         """
-        return take_per_row(as_rows(self.y_pred), self.class_index)
+        return self._score_at_label.astype(np.float64, copy=False)
+
+    @cached_property
+    def _score_at_label(self) -> F64:
+        """:attr:`pred_at_label` in the dtype of ``scores`` (exact: a float32 score stays itself)."""
+        return take_per_row(as_rows(self.scores), self.class_index)
 
     @cached_property
     def label_rank(self) -> NDArray[np.int64]:
@@ -202,18 +243,33 @@ class Batch:
         ``label_rank < k``; together with :attr:`label_ties` it gives argmax
         accuracy without an argmax, which NumPy does slowly over a short axis.
         """
-        return _count_per_row(as_rows(self.y_pred) > self._label_score[:, None])
+        return self._count_classes(np.greater)
 
     @cached_property
     def label_ties(self) -> NDArray[np.int64]:
         """How many classes score exactly what the label's class scores (1: no tie)."""
-        return _count_per_row(as_rows(self.y_pred) == self._label_score[:, None])
+        return self._count_classes(np.equal)
+
+    def _count_classes(self, compare: np.ufunc) -> NDArray[np.int64]:
+        """Per row, the classes whose score ``compare`` (greater, equal) gives True against the label's."""
+        score = self._label_score
+        columns = self._class_columns
+        if columns is None:
+            return _count_per_row(compare(as_rows(self.scores), score[:, None]))
+        # One contiguous comparison per class column, counted in uint8 (C <= MAX_COLUMN_LOOP).
+        count = np.zeros(len(score), dtype=np.uint8)
+        hit = np.empty(len(score), dtype=np.bool_)
+        for column in columns:
+            compare(column, score, out=hit)
+            count += hit
+        return count.astype(np.int64)
 
     @cached_property
     def _label_score(self) -> F64:
+        # In the dtype of the scores, so that comparing float32 columns with it stays float32 (exact).
         if self.y_true.ndim == 2 and self.y_true.shape[1] > 1:
-            return take_per_row(as_rows(self.y_pred), self.true_argmax)
-        return self.pred_at_label
+            return take_per_row(as_rows(self.scores), self.true_argmax)
+        return self._score_at_label
 
     @cached_property
     def true_argmax(self) -> NDArray[np.intp]:
@@ -248,11 +304,19 @@ def _count_per_row(mask: NDArray[np.bool_]) -> NDArray[np.int64]:
 
 
 def take_per_row(values: F64, index: NDArray[np.integer[Any]]) -> F64:
-    """``values[i, index[i]]`` per row of a C-contiguous ``(N, C)`` array; NaN where the index is invalid."""
-    classes = values.shape[1]
+    """``values[i, index[i]]`` per row of an ``(N, C)`` array; NaN where the index is invalid.
+
+    One flat gather from the array as it lies in memory: row-major, or
+    column-major (one contiguous column per class).
+    """
+    rows, classes = values.shape
     valid = (index >= 0) & (index < classes)
-    flat = np.arange(len(index)) * classes + np.where(valid, index, 0)
-    picked = np.ravel(values).take(flat)
+    if values.flags.f_contiguous and not values.flags.c_contiguous:
+        flat = np.where(valid, index, 0) * rows + np.arange(rows)
+        picked = values.T.ravel().take(flat)
+    else:
+        flat = np.arange(rows) * classes + np.where(valid, index, 0)
+        picked = np.ravel(values).take(flat)
     if not valid.all():
         picked[~valid] = np.nan
     return picked

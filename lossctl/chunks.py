@@ -24,6 +24,8 @@ GROUP = "group"
 
 
 def _role_array(role: RoleColumns, chunk: dict[str, np.ndarray]) -> F64:
+    """A role's columns as one array: float64, except a matrix of predictions, which
+    keeps the file's float32 (``Batch.y_pred`` widens it when a kernel needs rows)."""
     if len(role.columns) == 1:
         values = chunk[role.columns[0]]
     else:
@@ -31,9 +33,14 @@ def _role_array(role: RoleColumns, chunk: dict[str, np.ndarray]) -> F64:
         for c, p in zip(role.columns, parts, strict=True):
             if p.ndim != 1:
                 raise DataError(f"{role.table.label}: column '{c}' holds several values per row; list it alone")
-        values = np.column_stack(parts)
+        # Predictions go column-major (N, C): each column copied whole, as it was
+        # read, several times faster than interleaving them row by row; kernels
+        # that need rows ask the Batch for them (lossctl.batch: scores, y_pred).
+        values = np.stack(parts).T if role.role == "y_pred" else np.column_stack(parts)
     if values.ndim == 2 and values.shape[1] == 1:
         values = values[:, 0]
+    if values.dtype != np.float64 and (values.ndim == 1 or role.role != "y_pred"):
+        values = values.astype(np.float64)
     return values
 
 
@@ -69,7 +76,9 @@ class Slicer:
 
     def ids(self, chunk: dict[str, np.ndarray], start: int) -> np.ndarray:
         codes = [
-            self.index.encode(i, chunk[c], self.table.label, start) if c in self.numeric else chunk[c]
+            self.index.encode(i, chunk[c].astype(np.float64, copy=False), self.table.label, start)
+            if c in self.numeric
+            else chunk[c]
             for i, c in enumerate(self.columns)
         ]
         return self.index.combine(codes)

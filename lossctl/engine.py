@@ -47,8 +47,9 @@ def finite_mask(arrays: dict[str, F64]) -> tuple[np.ndarray | None, dict[str, np
     for role, a in arrays.items():
         if role == GROUP:
             continue
-        if np.isfinite(np.add.reduce(a, axis=None)):
-            # A finite sum means no NaN and no infinity: one fast pass, no mask.
+        if np.isfinite(np.add.reduce(a.ravel(order="K"))):
+            # A finite sum means no NaN and no infinity: one fast pass, no mask,
+            # in memory order (a column-major matrix too; see chunks._role_array).
             # (A sum that overflows falls through to the exact check.)
             continue
         ok = np.isfinite(a)

@@ -69,6 +69,8 @@ def float64_view(array: pa.Array) -> np.ndarray:
 def to_numpy(array: pa.Array | pa.ChunkedArray, label: str, name: str, start: int) -> np.ndarray:
     """Convert one Arrow column chunk to a float64 (n,) or (n, k) array.
 
+    Float32 values without nulls stay float32 (zero-copy): the consumer
+    widens them when it computes (``lossctl.chunks``, ``Batch.y_pred``).
     Nulls become NaN (the ``--nan`` policy decides what happens to them);
     text and ragged lists are data errors naming the file, column and row.
     """
@@ -76,6 +78,8 @@ def to_numpy(array: pa.Array | pa.ChunkedArray, label: str, name: str, start: in
         array = array.combine_chunks()
     t = array.type
     if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_null(t) or pa.types.is_decimal(t):
+        if pa.types.is_float32(t) and not array.null_count:
+            return _primitive_view(array, np.float32)
         if not pa.types.is_float64(t):
             native = _NUMPY_TYPES.get(t.id)
             if native is not None and not array.null_count:

@@ -76,8 +76,9 @@ class Table(ABC):
     def chunks(self, names: Sequence[str], rows: int, convert: Converters | None = None) -> Iterator[Arrays]:
         """Yield the named columns in row order, chunks of about ``rows`` rows.
 
-        Columns are float64; a column named in ``convert`` is given to its
-        converter as read instead (``--by`` keys).
+        Columns are float64 (float32 where the file stores float32 without
+        missing values: the consumer widens them); a column named in
+        ``convert`` is given to its converter as read instead (``--by`` keys).
         """
 
 

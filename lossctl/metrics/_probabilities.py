@@ -69,7 +69,8 @@ def check_unit_interval(values: F64, role: str, what: str, hint: str = "") -> No
 
     NaN compares false and passes: the ``--nan`` policy has dealt with it.
     """
-    if values.size and -PROBABILITY_TOLERANCE <= values.min() and values.max() <= 1.0 + PROBABILITY_TOLERANCE:
+    flat = values.ravel(order="K")  # memory order: a view of a row- or column-major matrix
+    if flat.size and -PROBABILITY_TOLERANCE <= flat.min() and flat.max() <= 1.0 + PROBABILITY_TOLERANCE:
         return  # two fast whole-array reductions; the row scan below is for the error message
     bad = (values < -PROBABILITY_TOLERANCE) | (values > 1.0 + PROBABILITY_TOLERANCE)
     rows = bad.any(axis=1) if bad.ndim == 2 else bad
@@ -81,13 +82,14 @@ def check_unit_interval(values: F64, role: str, what: str, hint: str = "") -> No
 
 def check_sparse_shapes(batch: Batch, name: str) -> None:
     """Integer labels ``(N,)`` against a score matrix ``(N, C)``, or a DataError."""
+    # `scores`, not `y_pred`: the shape, without making the row-major copy.
     if batch.y_true.ndim != 1:
         raise DataError(
             f"{name} needs one integer class label per row in y_true, but y_true has "
             f"{batch.y_true.shape[1]} values per row (for one-hot labels use the "
             "non-sparse variant, e.g. categorical_crossentropy or categorical_accuracy)"
         )
-    if batch.y_pred.ndim != 2:
+    if batch.scores.ndim != 2:
         raise DataError(
             f"{name} needs a matrix of class scores in y_pred (one column per class), "
             "but y_pred has one value per row (for one probability column use "
@@ -105,11 +107,11 @@ def check_class_labels(batch: Batch, name: str, ignore_class: int | None = None)
 
 def _check_class_labels(batch: Batch, name: str, ignore_class: int | None) -> None:
     check_sparse_shapes(batch, name)
-    labels.check_class_labels(batch.y_true, int(batch.y_pred.shape[1]), name, ignore=ignore_class, skip_nonfinite=True)
+    labels.check_class_labels(batch.y_true, int(batch.scores.shape[1]), name, ignore=ignore_class, skip_nonfinite=True)
 
 
 def _check_pred_unit_interval(batch: Batch, hint: str) -> None:
-    batch.once("pred_unit_interval", lambda: check_unit_interval(batch.y_pred, "y_pred", "probability", hint))
+    batch.once("pred_unit_interval", lambda: check_unit_interval(batch.scores, "y_pred", "probability", hint))
 
 
 def check_both_unit_interval(batch: Batch) -> None:
@@ -182,7 +184,7 @@ def rows_not_normalised(batch: Batch, *, from_logits: bool = False, **_: Any) ->
     """Warn about probability rows that do not sum to 1, or about logits given as probabilities."""
     if from_logits:
         return looks_like_probabilities(batch, from_logits=True)
-    if batch.y_pred.ndim == 1:
+    if batch.scores.ndim == 1:
         return (
             "y_pred has one column: a categorical loss over one class is always ~0; "
             "for one probability column use the binary variant"
@@ -196,9 +198,9 @@ def distributions_not_normalised(batch: Batch, **_: Any) -> str | None:
 
 
 def _row_sums_off(batch: Batch, consequence: str) -> str | None:
-    if batch.y_pred.ndim == 1:
+    if batch.scores.ndim == 1:
         return None
-    sums = batch.y_pred.sum(axis=-1)
+    sums = batch.pred_row_sum  # shared with the cross-entropies' renormalisation
     off = np.abs(sums - 1.0) > ROW_SUM_TOLERANCE
     if off.any():
         s = float(sums[int(np.argmax(off))])

@@ -192,7 +192,7 @@ def _argmax_hits(b: Batch) -> F64:
     if tied.any():
         label = b.class_index if b.y_true.ndim == 1 else b.true_argmax
         rows = np.flatnonzero(tied)
-        hits[rows] = np.argmax(as_rows(b.y_pred)[rows], axis=-1) == label[rows]
+        hits[rows] = np.argmax(as_rows(b.scores)[rows], axis=-1) == label[rows]
     if b.y_true.ndim == 1:
         hits[~np.isfinite(b.pred_at_label)] = np.nan
     return hits
