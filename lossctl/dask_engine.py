@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from lossctl.errors import DataError, UsageProblem
+from lossctl.problems import raise_first_problem
 from lossctl.request import Request
 from lossctl.results import Evaluation
 
@@ -97,7 +98,7 @@ def run(request: Request, on_chunk: Callable[[int], None] | None = None) -> Eval
     with client_for(request.scheduler) as client:
         result = _map_reduce(client, base, split, on_chunk, engine.known_rows(selection) or 0)
     _, partial = from_wire(result)
-    engine.raise_first_problem(partial, selection, iter(()))
+    raise_first_problem(partial, selection, iter(()))
     if slicer is not None:
         partial.groups = partial.groups or []
         if len(partial.groups) > request.max_groups:

@@ -148,7 +148,8 @@ def fold_piece(job: Mapping[str, Any]) -> Result:
     the driver keeps the earliest over all pieces, as one pass would.
     """
     from lossctl.chunks import aligned_chunks, slicer_for
-    from lossctl.engine import finite_mask, fold
+    from lossctl.engine import fold
+    from lossctl.problems import finite_mask
 
     piece = job.get("piece")
     first = 0 if piece is None else int(piece["first_row"])
