@@ -68,6 +68,30 @@ def describe(selection: Selection, role: str) -> tuple[str, str]:
     return rc.table.label, rc.source
 
 
+# Weights count only relative to each other. Outside this range their sums,
+# and the products of sums some metrics take (MCC, kappa, AUC, R²), leave
+# float64's range (1e-300 squared is 0, 1e308 twice is infinite) and a value
+# would come out wrong: such a weight is a data error (SPEC section 4).
+WEIGHT_RANGE = (1e-100, 1e100)
+
+
+def check_weight_range(weight: F64 | None) -> None:
+    """Raise a ValueProblem at the first row whose weight is neither 0 nor within WEIGHT_RANGE (NaN and inf are the --nan policy's)."""
+    if weight is None:
+        return
+    low, high = WEIGHT_RANGE
+    size = np.abs(weight)
+    bad = ((size < low) & (size > 0.0)) | ((size > high) & (size < np.inf))
+    if bad.any():
+        at = int(np.flatnonzero(bad.ravel())[0])
+        value = float(weight.ravel()[at])
+        raise ValueProblem(
+            "weight", at // max(weight.size // max(len(weight), 1), 1),
+            f"weight {value:g} is outside {low:g}..{high:g}; weights only count relative to each other: "
+            "scale them (e.g. divide by the largest)",
+        )
+
+
 class Lane:
     """Folds chunks into one :class:`Partial`: validation, NaN policy, warnings, states.
 
@@ -129,6 +153,7 @@ class Lane:
             raise DataError(located(problem, self.selection, start, kept)) from None
 
     def _fold(self, start: int, n: int, kept: np.ndarray | None, batch: Batch) -> None:
+        check_weight_range(batch.weight)
         partial, plan = self.partial, self.plan
         for r in plan.specs:
             if r.entry.validate is not None:

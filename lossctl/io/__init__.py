@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator, Sequence
 
 from lossctl.errors import DataError, UsageProblem
-from lossctl.io.base import Arrays, ColumnInfo, Converters, Table, natural_key, rechunk
+from lossctl.io.base import Arrays, ColumnInfo, Converters, RowShapes, Table, natural_key, rechunk
 
 __all__ = ["FORMATS", "Arrays", "ColumnInfo", "Table", "detect_format", "natural_key", "open_one", "open_table", "rechunk"]
 
@@ -124,8 +124,16 @@ class ConcatTable(Table):
 
     def chunks(self, names: Sequence[str], rows: int, convert: Converters | None = None) -> Iterator[Arrays]:
         # A converter keeps its own state (group ids) across the tables, in row order.
+        shapes = RowShapes()
+        special = set(convert or ())
         for t in self.tables:
-            yield from t.chunks(names, rows, convert)
+            start = 0
+            for chunk in t.chunks(names, rows, convert):
+                for name, values in chunk.items():
+                    if name not in special:
+                        shapes.check(name, values, t.label, start, t.label)
+                start += next((len(v) for v in chunk.values()), 0)
+                yield chunk
 
 
 def open_table(paths: Sequence[str], input_format: str | None = None, delimiter: str | None = None) -> Table:

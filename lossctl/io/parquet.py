@@ -87,6 +87,15 @@ class _Mapped:
         if self.map is not None:
             release_range(self.map, 0, len(self.map))
 
+    def close(self) -> None:
+        """Unmap the file (its descriptor goes with the map); batches still in use keep what they need."""
+        self.file = None  # type: ignore[assignment]  # closed: never read again
+        if self.map is not None:
+            try:
+                self.map.close()
+            except BufferError:  # a batch still views the map: it goes with the last view
+                pass
+
 
 # Column chunks are decoded front to back as the rows come out; what lies
 # behind, a margin short of the estimated decoding point (pages are decoded
@@ -122,22 +131,46 @@ def _open(path: str) -> _Mapped:
         raise unreadable(path, exc) from exc
 
 
+def _footer(path: str) -> pq.FileMetaData:
+    """A file's footer, the file closed again (a dataset may hold more files than a process may open)."""
+    try:
+        return pq.read_metadata(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except PermissionError:
+        raise DataError(f"{path}: permission denied") from None
+    except READ_ERRORS as exc:
+        raise unreadable(path, exc) from exc
+
+
 def open_parquet_table(path: str) -> ArrowTable:
-    """Open a Parquet file, directory or glob as a streaming table."""
+    """Open a Parquet file, directory or glob as a streaming table.
+
+    Every footer is read (the schemas must agree, the row counts add up),
+    but a file is opened for its rows only when they are read, and closed
+    after them: one file open at a time, however many the dataset holds.
+    """
     files = parquet_files(path)
-    opened = [_open(f) for f in files]
-    schema: pa.Schema = opened[0].file.schema_arrow
-    for f, pf in zip(files[1:], opened[1:], strict=True):
-        if pf.file.schema_arrow.names != schema.names:
-            raise DataError(
-                f"{f}: columns {', '.join(pf.file.schema_arrow.names)} differ from "
-                f"{files[0]}: {', '.join(schema.names)}"
-            )
-    num_rows = sum(pf.file.metadata.num_rows for pf in opened)
+    first = _open(files[0])
+    schema: pa.Schema = first.file.schema_arrow
+    footers = [first.file.metadata]
+    first.close()
+    for f in files[1:]:
+        footers.append(_footer(f))
+        names = footers[-1].schema.to_arrow_schema().names
+        if names != schema.names:
+            raise DataError(f"{f}: columns {', '.join(names)} differ from {files[0]}: {', '.join(schema.names)}")
+    num_rows = sum(m.num_rows for m in footers)
 
     def batches(names: Sequence[str], rows: int) -> Iterator[pa.RecordBatch]:
-        for pf in opened:
-            yield from pf.batches(names, rows)
+        for f in files:
+            pf = _open(f)
+            try:
+                yield from pf.batches(names, rows)
+            finally:
+                pf.close()
 
-    label = path if len(files) > 1 or files[0] != path else path
-    return ArrowTable(label, schema, batches, num_rows)
+    table = ArrowTable(path, schema, batches, num_rows)
+    if len(files) > 1 or files[0] != path:
+        table.files = [(f, m.num_rows) for f, m in zip(files, footers, strict=True)]
+    return table
