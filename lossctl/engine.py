@@ -215,11 +215,15 @@ def _drive(lanes: list[Lane], chunks: Chunks, on_chunk: Callable[[int], None] | 
         return
     inboxes: list[queue.Queue[tuple[int, dict[str, F64]] | None]] = [queue.Queue(maxsize=2) for _ in lanes]
     crashed: list[BaseException] = []
+    # Set by a lane that saw every chunk it was given: one that died otherwise
+    # (out of memory even in its handler) must never leave a silent partial result.
+    finished = [False] * len(lanes)
 
     def work(lane: Lane, inbox: queue.Queue[tuple[int, dict[str, F64]] | None]) -> None:
         try:
             while (item := inbox.get()) is not None:
                 lane.process(*item)
+            finished[lanes.index(lane)] = True
         except BaseException as exc:  # noqa: BLE001 - a bug: re-raised in the main thread
             crashed.append(exc)
             while inbox.get() is not None:
@@ -245,6 +249,8 @@ def _drive(lanes: list[Lane], chunks: Chunks, on_chunk: Callable[[int], None] | 
             w.join()
     if crashed:
         raise crashed[0]
+    if not all(finished):
+        raise MemoryError("a lane thread stopped")
 
 
 def fold(

@@ -209,3 +209,45 @@ def test_reading_a_closed_standard_input_is_a_data_error() -> None:
     done = _lossctl("eval", "-", "-l", "mse", stdout=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))
     assert done.returncode == 3
     assert done.stderr.decode().splitlines() == ["lossctl: <stdin>: standard input is closed; pipe the CSV in, or name a file"]
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "arrow", "parquet", "npy", "npz"])
+def test_a_fifo_of_a_format_read_at_offsets_is_refused_without_waiting_for_a_writer(tmp_path: Path, ext: str) -> None:
+    # Opening a FIFO with no writer blocks inside pyarrow, where no signal reaches:
+    # such a format is never opened from a pipe (it could not be read from one anyway).
+    fifo = tmp_path / f"in.{ext}"
+    os.mkfifo(fifo)
+    done = _lossctl("eval", str(fifo), "-l", "mse", stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    assert done.returncode == 3
+    assert done.stderr.decode().splitlines() == [
+        f"lossctl: {fifo}: is a pipe; {ext} input must be a file (only CSV reads from a pipe or standard input)"
+    ]
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("source", ["fifo without a writer", "idle standard input", "standard input idle after a block"])
+def test_a_signal_ends_a_run_waiting_on_a_silent_input_at_once(tmp_path: Path, sig: int, status: int, source: str) -> None:
+    args = [sys.executable, "-m", "lossctl", "eval", "-", "-l", "mse", "-f", "json"]
+    if source.startswith("fifo"):
+        fifo = tmp_path / "in.csv"
+        os.mkfifo(fifo)
+        args[4] = str(fifo)
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=REPO)
+    try:
+        assert proc.stdin is not None
+        if source.endswith("after a block"):
+            proc.stdin.write(b"y_true,y_pred\n" + b"1,2\n" * 2_000_000)  # past the first block: the reader thread waits
+            proc.stdin.flush()
+        time.sleep(1.5)
+        assert proc.poll() is None
+        proc.send_signal(sig)
+        began = time.monotonic()
+        _, stderr = proc.communicate(timeout=10)
+        assert time.monotonic() - began < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == status
+    name = "interrupted (SIGINT)" if sig == signal.SIGINT else "terminated (SIGTERM)"
+    assert stderr.decode().splitlines() == [f"lossctl: {name}"]

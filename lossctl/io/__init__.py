@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator, Sequence
 
 from lossctl.errors import DataError, UsageProblem
-from lossctl.io.base import Arrays, ColumnInfo, Converters, RowShapes, Table, natural_key, rechunk
+from lossctl.io.base import Arrays, ColumnInfo, Converters, RowShapes, Table, is_pipe, natural_key, rechunk
 
 __all__ = ["FORMATS", "Arrays", "ColumnInfo", "Table", "detect_format", "natural_key", "open_one", "open_table", "rechunk"]
 
@@ -75,6 +75,9 @@ def open_one(path: str, input_format: str | None = None, delimiter: str | None =
     fmt = detect_format(path, input_format)
     if path != "-" and fmt != "parquet" and os.path.isdir(path):
         raise DataError(f"{path}: is a directory")
+    if fmt not in ("csv", "tsv") and is_pipe(path):
+        # Never opened: with no writer yet, opening would block where no signal can stop it.
+        raise DataError(f"{path}: is a pipe; {fmt} input must be a file (only CSV reads from a pipe or standard input)")
     if fmt in ("csv", "tsv"):
         from lossctl.io.csv import open_csv_table
 

@@ -10,8 +10,10 @@ size, so that results do not depend on how a file happens to be split.
 from __future__ import annotations
 
 import mmap
+import os
 import queue
 import re
+import stat
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -167,6 +169,15 @@ def _concat(pieces: list[Arrays]) -> Arrays:
         return pieces[0]
     keys = pieces[0].keys()
     return {k: np.concatenate([p[k] for p in pieces]) for k in keys}
+
+
+def is_pipe(path: str) -> bool:
+    """A FIFO or a character device (``/dev/fd/N`` of a shell's process substitution): readable once, front to back."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False  # missing or unreadable: opening it says which
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
 def check_unchanged(now: int, size: int, label: str) -> None:

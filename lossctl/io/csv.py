@@ -15,12 +15,11 @@ from __future__ import annotations
 import csv as _csv
 import os
 import re
-import stat
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import chain
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import chain
 from typing import BinaryIO
 
 import pyarrow as pa
@@ -28,7 +27,7 @@ import pyarrow.csv as pacsv
 
 from lossctl.errors import DataError
 from lossctl.io.arrow import READ_ERRORS, ArrowTable, shown, unreadable
-from lossctl.io.base import check_unchanged
+from lossctl.io.base import check_unchanged, is_pipe
 from lossctl.io.records import Read, Stream, read_full, records
 
 BLOCK_SIZE = 1 << 22
@@ -127,20 +126,11 @@ def _not_utf8(sample: bytes) -> int | None:
     return None
 
 
-def _is_pipe(path: str) -> bool:
-    """A FIFO or a character device (``/dev/fd/N`` of a shell's process substitution)."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False  # missing or unreadable: opening it says which
-    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
-
-
 def open_csv_table(path: str, delimiter: str | None = None) -> ArrowTable:
     """Open a delimited text file (or ``-`` for standard input) as a streaming table."""
     label = "<stdin>" if path == "-" else path
     # Standard input and pipes (`<(zcat preds.csv.gz)`) can be read only once, front to back.
-    once = path == "-" or _is_pipe(path)
+    once = path == "-" or is_pipe(path)
     if path == "-" and sys.stdin is None:
         raise DataError("<stdin>: standard input is closed; pipe the CSV in, or name a file")
     try:
