@@ -251,3 +251,40 @@ def test_a_signal_ends_a_run_waiting_on_a_silent_input_at_once(tmp_path: Path, s
     assert proc.returncode == status
     name = "interrupted (SIGINT)" if sig == signal.SIGINT else "terminated (SIGTERM)"
     assert stderr.decode().splitlines() == [f"lossctl: {name}"]
+
+
+@pytest.mark.parametrize("flag", ["-o", "--per-row", "--save-state"])
+@pytest.mark.parametrize("given", ["directory", "glob", "path:column"])
+def test_an_output_naming_a_file_inside_an_input_directory_or_glob_is_refused(tmp_path: Path, flag: str, given: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for i in range(3):
+        pq.write_table(pa.table({"y_true": [float(i), 1.0], "y_pred": [i + 0.5, 1.0]}), shards / f"part-{i}.parquet")
+    target = shards / "part-1.parquet"
+    before = target.read_bytes()
+    if given == "path:column":
+        inputs = ["--true", f"{shards / 'part-0.parquet'}:y_true", "--pred", f"{target}:y_pred"]
+    else:
+        inputs = [str(shards) if given == "directory" else str(shards / "*.parquet")]
+    done = _lossctl("eval", *inputs, "-l", "mse", flag, str(target), stdout=subprocess.DEVNULL)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.decode().splitlines() == [f"lossctl: {flag} {target}: is an input file; name another file"]
+    assert target.read_bytes() == before
+
+
+def test_the_api_never_writes_per_row_values_over_a_true_or_pred_file(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import lossctl
+    from lossctl.errors import UsageProblem
+
+    pq.write_table(pa.table({"y_true": [1.0, 2.0]}), tmp_path / "t.parquet")
+    pq.write_table(pa.table({"y_pred": [1.5, 2.0]}), tmp_path / "p.parquet")
+    before = (tmp_path / "p.parquet").read_bytes()
+    with pytest.raises(UsageProblem, match="is an input file"):
+        lossctl.evaluate(true=f"{tmp_path / 't.parquet'}:y_true", pred=f"{tmp_path / 'p.parquet'}:y_pred", loss=["mse"], per_row=str(tmp_path / "p.parquet"))
+    assert (tmp_path / "p.parquet").read_bytes() == before
