@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -212,6 +213,19 @@ def unreadable(label: str, exc: BaseException) -> DataError:
     if len(reason) > 200:
         reason = reason[:200] + "…"
     return DataError(f"{label}: cannot read: {reason}")
+
+
+@contextlib.contextmanager
+def opening(label: str) -> Iterator[None]:
+    """Failures to open or start reading a file as one-line DataErrors (missing, not permitted, unreadable)."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise DataError(f"{label}: no such file") from None
+    except PermissionError:
+        raise DataError(f"{label}: permission denied") from None
+    except READ_ERRORS as exc:
+        raise unreadable(label, exc) from exc
 
 
 def guarded(label: str, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

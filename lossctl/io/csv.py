@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from lossctl.errors import DataError
-from lossctl.io.arrow import READ_ERRORS, ArrowTable, shown, unreadable
+from lossctl.io.arrow import READ_ERRORS, ArrowTable, opening, shown, unreadable
 from lossctl.io.base import check_unchanged, is_pipe
 from lossctl.io.records import Read, Stream, read_full, records
 
@@ -133,19 +133,13 @@ def open_csv_table(path: str, delimiter: str | None = None) -> ArrowTable:
     once = path == "-" or is_pipe(path)
     if path == "-" and sys.stdin is None:
         raise DataError("<stdin>: standard input is closed; pipe the CSV in, or name a file")
-    try:
+    with opening(label):
         if once:
             stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115 - read to its end below
             sample = read_full(stream.read, _SNIFF_BYTES)
         else:
             with _open_binary(path) as raw:
                 sample = read_full(raw.read, _SNIFF_BYTES)
-    except FileNotFoundError:
-        raise DataError(f"{label}: no such file") from None
-    except PermissionError:
-        raise DataError(f"{label}: permission denied") from None
-    except READ_ERRORS as exc:
-        raise unreadable(label, exc) from exc
     if b"\x00" in sample:
         raise DataError(f"{label}: not a text file (binary data); pass --input-format if the extension is wrong")
     bad = _not_utf8(sample)

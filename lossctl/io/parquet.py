@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lossctl.errors import DataError
-from lossctl.io.arrow import READ_ERRORS, ArrowTable, unreadable
+from lossctl.io.arrow import ArrowTable, opening
 from lossctl.io.base import check_unchanged, natural_key, release_range
 
 PARQUET_EXTENSIONS = (".parquet", ".pq", ".parq")
@@ -121,26 +121,14 @@ def _release_columns(mapped: mmap.mmap, group: pq.RowGroupMetaData, share: float
 
 
 def _open(path: str) -> _Mapped:
-    try:
+    with opening(path):
         return _Mapped(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except PermissionError:
-        raise DataError(f"{path}: permission denied") from None
-    except READ_ERRORS as exc:
-        raise unreadable(path, exc) from exc
 
 
 def _footer(path: str) -> pq.FileMetaData:
     """A file's footer, the file closed again (a dataset may hold more files than a process may open)."""
-    try:
+    with opening(path):
         return pq.read_metadata(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except PermissionError:
-        raise DataError(f"{path}: permission denied") from None
-    except READ_ERRORS as exc:
-        raise unreadable(path, exc) from exc
 
 
 def open_parquet_table(path: str) -> ArrowTable:
