@@ -5,6 +5,7 @@ Each test runs the real command in a subprocess and bounds it in time.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -288,3 +289,14 @@ def test_the_api_never_writes_per_row_values_over_a_true_or_pred_file(tmp_path: 
     with pytest.raises(UsageProblem, match="is an input file"):
         lossctl.evaluate(true=f"{tmp_path / 't.parquet'}:y_true", pred=f"{tmp_path / 'p.parquet'}:y_pred", loss=["mse"], per_row=str(tmp_path / "p.parquet"))
     assert (tmp_path / "p.parquet").read_bytes() == before
+
+
+@pytest.mark.parametrize(("extra", "status"), [((), 0), (("-c", "mse < 0"), 1), (("-l", "no_such_loss"), 2)])
+def test_a_closed_standard_error_changes_no_exit_status(extra: tuple[str, ...], status: int) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "lossctl", "eval", SAMPLE, "-l", "mse", "-f", "json", *extra],
+        stdout=subprocess.PIPE, env=ENV, cwd=REPO, timeout=60, check=False, preexec_fn=lambda: os.close(2),
+    )
+    assert done.returncode == status
+    if status != 2:
+        assert json.loads(done.stdout)["results"][0]["name"] == "mean_squared_error"

@@ -302,6 +302,9 @@ def main() -> None:
     _tune_malloc()
     _stop_on_signals()
     _checked_stdout()
+    if sys.stderr is None:
+        # Standard error closed (2>&-): diagnostics have nowhere to go; the exit status still says it all.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives until the process ends
     if "--traceback" not in sys.argv:
         # A thread's failure reaches the main thread (and its one line) through
         # lossctl's own hand-offs; a second one met while handing it over (out
