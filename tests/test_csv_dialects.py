@@ -180,3 +180,49 @@ def test_a_parse_error_names_the_same_row_from_a_file_and_from_standard_input(tm
     for result, label in ((evaluate(str(path), ",", 10), str(path)), (evaluate("-", ",", 10, stdin=text), "<stdin>")):
         assert result.exit_code == 3
         assert result.stderr == f"lossctl: {label} row 77: column 'p' holds non-numeric value 'oops'\n"
+
+
+weights = st.one_of(
+    st.floats(min_value=0.0, max_value=1e6, allow_nan=False),
+    st.sampled_from([0.0, 1.0, 5e-324, 1e-300, 1e-101, 1e-100, 1e100, 1e101, 1e300, 1e308, 1.7976931348623157e308]),
+)
+
+
+@settings(max_examples=SCALE or 40)
+@given(
+    table=st.lists(st.tuples(numbers, numbers, weights), max_size=10),
+    newline=st.sampled_from(["\n", "\r\n", "\r"]),
+    chunk=st.sampled_from([1, 2, 65536]),
+    stdin=st.booleans(),
+)
+def test_extreme_values_and_weights_give_numpy_s_number_or_a_clean_error(
+    tmp_path_factory: pytest.TempPathFactory, table: list[tuple[float, float, float]], newline: str, chunk: int, stdin: bool
+) -> None:
+    y = np.array([float(a) for a, _, _ in table])
+    p = np.array([float(b) for _, b, _ in table])
+    w = np.array([c for _, _, c in table])
+    text = "y,p,w" + newline + "".join(f"{a!r},{b!r},{c!r}{newline}" for a, b, c in zip(y.tolist(), p.tolist(), w.tolist(), strict=True))
+    path = tmp_path_factory.mktemp("extreme") / "t.csv"
+    path.write_text(text, newline="")
+    args = ["eval", "-" if stdin else str(path), "--true", "y", "--pred", "p", "--weight", "w", "-l", "mse,mae", "--chunk-size", str(chunk), "-f", "json", "--no-config"]
+    result = CliRunner().invoke(cli, args, input=text.encode() if stdin else None)
+    label = "<stdin>" if stdin else str(path)
+    outside = np.flatnonzero((w != 0) & ((w < 1e-100) | (w > 1e100)))
+    if outside.size:
+        i = int(outside[0])
+        assert result.exit_code == 3, result.stderr
+        assert result.stderr.startswith(f"lossctl: {label} row {i}: column 'w': weight {w[i]:g} is outside 1e-100..1e+100")
+        return
+    assert result.exit_code == 0, result.stderr
+    got = {r["name"]: r["value"] for r in json.loads(result.stdout)["results"]}
+    with np.errstate(all="ignore"):
+        d = p - y
+        oracle = {"mean_squared_error": np.sum(w * d * d) / np.sum(w), "mean_absolute_error": np.sum(w * np.abs(d)) / np.sum(w)}
+    for name, want in oracle.items():
+        value = got[name]
+        if not table or not np.isfinite(want):
+            assert value is None, (name, value, want)
+        elif abs(want) > 1e300:  # at the edge of overflow, summation order decides: a value or null, never another number
+            assert value is None or math.isclose(value, want, rel_tol=1e-9), (name, value, want)
+        else:
+            assert value is not None and math.isclose(value, float(want), rel_tol=1e-9, abs_tol=1e-300), (name, value, want)
