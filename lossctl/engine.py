@@ -339,13 +339,13 @@ def evaluate(
     scoped = next((b.check for b in checks if b.check.scope is not None), None)
     if scoped is not None and not request.by:
         raise UsageProblem(f"--check '{scoped.expr}': a group check needs --by COL")
-    table = open_table(request.files, request.input_format, request.delimiter) if request.files else None
+    table = open_table(request.files, request.input_format, request.delimiter, request.max_line_bytes) if request.files else None
     selection = select(
         table,
         request.true,
         request.pred,
         request.weight,
-        lambda path: open_one(path, request.input_format if not request.files else None, request.delimiter),
+        lambda path: open_one(path, request.input_format if not request.files else None, request.delimiter, request.max_line_bytes),
     )
     if selection.weight is not None and (len(selection.weight.columns) != 1):
         raise UsageProblem(f"--weight names {len(selection.weight.columns)} columns; give one")

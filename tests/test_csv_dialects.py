@@ -226,3 +226,26 @@ def test_extreme_values_and_weights_give_numpy_s_number_or_a_clean_error(
             assert value is None or math.isclose(value, want, rel_tol=1e-9), (name, value, want)
         else:
             assert value is not None and math.isclose(value, float(want), rel_tol=1e-9, abs_tol=1e-300), (name, value, want)
+
+
+@pytest.mark.parametrize("block", [16, 1 << 22])
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_max_line_bytes_refuses_a_longer_record_from_a_file_as_from_standard_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int, source: str
+) -> None:
+    monkeypatch.setattr(csv_reader, "BLOCK_SIZE", block)
+    note = "x" * 200
+    long = f'3,4,"{note}\n{note}"\n'
+    text = "y,p,note\n1,2,short\n" + long + "5,6,ok\n"
+    path = tmp_path / "long.csv"
+    path.write_text(text)
+    where, label = (str(path), str(path)) if source == "file" else ("-", "<stdin>")
+    for limit, fine in ((len(long), True), (len(long) - 1, False)):
+        args = ["eval", where, "--true", "y", "--pred", "p", "-l", "mse", "--max-line-bytes", str(limit), "-f", "json", "--no-config"]
+        result = CliRunner().invoke(cli, args, input=text if source == "stdin" else None)
+        if fine:
+            assert result.exit_code == 0, result.stderr
+            assert json.loads(result.stdout)["input"]["rows"] == 3
+        else:
+            assert result.exit_code == 3
+            assert result.stderr.startswith(f"lossctl: {label}: a line (record) is longer than {limit:,} bytes (--max-line-bytes)")

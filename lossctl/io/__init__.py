@@ -70,8 +70,8 @@ def detect_format(path: str, override: str | None = None) -> str:
     )
 
 
-def open_one(path: str, input_format: str | None = None, delimiter: str | None = None) -> Table:
-    """Open one FILE argument with the reader its format calls for."""
+def open_one(path: str, input_format: str | None = None, delimiter: str | None = None, max_line_bytes: int = 64 << 20) -> Table:
+    """Open one FILE argument with the reader its format calls for (``max_line_bytes``: CSV's --max-line-bytes)."""
     fmt = detect_format(path, input_format)
     if path != "-" and fmt != "parquet" and os.path.isdir(path):
         raise DataError(f"{path}: is a directory")
@@ -81,7 +81,7 @@ def open_one(path: str, input_format: str | None = None, delimiter: str | None =
     if fmt in ("csv", "tsv"):
         from lossctl.io.csv import open_csv_table
 
-        return open_csv_table(path, delimiter or ("\t" if fmt == "tsv" else None))
+        return open_csv_table(path, delimiter or ("\t" if fmt == "tsv" else None), max_line_bytes)
     if fmt == "parquet":
         from lossctl.io.parquet import open_parquet_table
 
@@ -139,9 +139,11 @@ class ConcatTable(Table):
                 yield chunk
 
 
-def open_table(paths: Sequence[str], input_format: str | None = None, delimiter: str | None = None) -> Table:
+def open_table(
+    paths: Sequence[str], input_format: str | None = None, delimiter: str | None = None, max_line_bytes: int = 64 << 20
+) -> Table:
     """Open FILE arguments as one table."""
     if list(paths).count("-") > 1:
         raise UsageProblem("standard input ('-') can be given only once")
-    tables = [open_one(p, input_format, delimiter) for p in paths]
+    tables = [open_one(p, input_format, delimiter, max_line_bytes) for p in paths]
     return tables[0] if len(tables) == 1 else ConcatTable(tables)

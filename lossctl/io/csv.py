@@ -25,10 +25,10 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from lossctl.errors import DataError
+from lossctl.errors import DataError, UsageProblem
 from lossctl.io.arrow import READ_ERRORS, ArrowTable, opening, shown, unreadable
 from lossctl.io.base import check_unchanged, is_pipe
-from lossctl.io.records import Read, Stream, read_full, records
+from lossctl.io.records import MAX_RECORD_BYTES, Read, Stream, read_full, records
 
 BLOCK_SIZE = 1 << 22
 PARSE_THREADS = 2
@@ -126,9 +126,11 @@ def _not_utf8(sample: bytes) -> int | None:
     return None
 
 
-def open_csv_table(path: str, delimiter: str | None = None) -> ArrowTable:
+def open_csv_table(path: str, delimiter: str | None = None, max_line_bytes: int = MAX_RECORD_BYTES) -> ArrowTable:
     """Open a delimited text file (or ``-`` for standard input) as a streaming table."""
     label = "<stdin>" if path == "-" else path
+    if max_line_bytes < 1:
+        raise UsageProblem(f"--max-line-bytes must be a positive number of bytes, not {max_line_bytes}")
     # Standard input and pipes (`<(zcat preds.csv.gz)`) can be read only once, front to back.
     once = path == "-" or is_pipe(path)
     if path == "-" and sys.stdin is None:
@@ -155,8 +157,8 @@ def open_csv_table(path: str, delimiter: str | None = None) -> ArrowTable:
 
     def blocks() -> Iterator[memoryview]:
         if once:
-            return records(Stream(_prefixed(sample, stream.read)), sep.encode(), BLOCK_SIZE, label)
-        return _file_records(path, sep.encode(), label)
+            return records(Stream(_prefixed(sample, stream.read)), sep.encode(), BLOCK_SIZE, label, max_line_bytes)
+        return _file_records(path, sep.encode(), label, max_line_bytes)
 
     source = blocks()
     try:
@@ -235,14 +237,14 @@ class _FileWindow:
         self.offset += end
 
 
-def _file_records(path: str, delimiter: bytes, label: str) -> Iterator[memoryview]:
+def _file_records(path: str, delimiter: bytes, label: str, limit: int = MAX_RECORD_BYTES) -> Iterator[memoryview]:
     """The header record, then blocks of whole records, of a file (compressed ones as a stream)."""
     if compression_of(path):
         with _open_binary(path) as source:
-            yield from records(Stream(source.read), delimiter, BLOCK_SIZE, label)
+            yield from records(Stream(source.read), delimiter, BLOCK_SIZE, label, limit)
         return
     with open(path, "rb") as fh:
-        yield from records(_FileWindow(fh.fileno(), path), delimiter, BLOCK_SIZE, label)
+        yield from records(_FileWindow(fh.fileno(), path), delimiter, BLOCK_SIZE, label, limit)
 
 
 _POOL: ThreadPoolExecutor | None = None

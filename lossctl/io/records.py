@@ -108,10 +108,11 @@ class Stream:
         self._eof = False
 
     def fetch(self, size: int) -> tuple[bytes, bool]:
-        """The bytes not handed out, ``size`` more read first; and whether the stream ended."""
-        if not self._eof:
-            more = read_full(self._read, size)
-            self._eof = len(more) < size
+        """The next ``size`` bytes not handed out (fewer at the end), read as needed; and whether the stream ended."""
+        missing = size - len(self._data)
+        if not self._eof and missing > 0:
+            more = read_full(self._read, missing)
+            self._eof = len(more) < missing
             self._data = self._data + more if self._data else more
         return self._data, self._eof
 
@@ -143,14 +144,18 @@ class Window(Protocol):
     def advance(self, end: int) -> None: ...
 
 
-def records(window: Window, delimiter: bytes, block_size: int, label: str) -> Iterator[memoryview]:
+def records(window: Window, delimiter: bytes, block_size: int, label: str, limit: int = MAX_RECORD_BYTES) -> Iterator[memoryview]:
     """The header record, then blocks of whole data records of about ``block_size`` bytes.
 
     The first item is the header (with any BOM and blank lines before it;
-    empty for an empty input). A record longer than a block is read in
-    growing blocks, up to :data:`MAX_RECORD_BYTES`; the last block holds
-    whatever is left, a last record without a line end included.
+    empty for an empty input); the last block holds whatever is left, a
+    last record without a line end included. Each block is cut from a
+    window that starts at a record's start, so the cuts, and every result,
+    are the same for a file and a stream. A record that does not end within
+    ``limit`` bytes of its start is a data error (``--max-line-bytes``); a
+    record longer than a block is read in growing windows up to it.
     """
+    block_size = min(block_size, limit)  # then no record in a window's middle can pass the limit
     header, want = True, block_size
     while True:
         data, eof = window.fetch(want)
@@ -166,13 +171,13 @@ def records(window: Window, delimiter: bytes, block_size: int, label: str) -> It
                 return
             header, want = False, block_size
             continue
-        if len(data) >= MAX_RECORD_BYTES:
-            raise too_long(label)
-        want = min(2 * want, MAX_RECORD_BYTES)
+        if len(data) >= limit:
+            raise too_long(label, limit)
+        want = min(2 * want, limit)
 
 
-def too_long(label: str) -> DataError:
+def too_long(label: str, limit: int) -> DataError:
     return DataError(
-        f"{label}: a line (record) is longer than {MAX_RECORD_BYTES >> 20} MiB; "
+        f"{label}: a line (record) is longer than {limit:,} bytes (--max-line-bytes); "
         "check the quoting (an unclosed quote joins every line after it)"
     )
