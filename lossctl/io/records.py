@@ -67,33 +67,46 @@ def records_end(data: bytes, delimiter: bytes) -> int:
 def _parity_end(data: bytes, delimiter: bytes) -> int | None:
     """The last record end by the parity of quotes, or ``None`` when a quote is not where RFC 4180 puts it."""
     text = np.frombuffer(data, dtype=np.uint8)
-    line_ends = np.flatnonzero((text == 10) | (text == 13))
-    if not line_ends.size:
-        return 0
     quotes = np.flatnonzero(text == QUOTE)
-    outside = line_ends[(np.searchsorted(quotes, line_ends) & 1) == 0]
-    if not outside.size:
-        return 0
-    end = int(outside[-1]) + 1
+    # The last line end with an even number of quotes before it (each search goes on where the last stopped).
+    newline, carriage = data.rfind(b"\n"), data.rfind(b"\r")
+    while True:
+        at = max(newline, carriage)
+        if at < 0:
+            return 0
+        if int(np.searchsorted(quotes, at)) % 2 == 0:
+            break
+        if at == newline:
+            newline = data.rfind(b"\n", 0, at)
+        else:
+            carriage = data.rfind(b"\r", 0, at)
+    end = at + 1
     quotes = quotes[: np.searchsorted(quotes, end)]
     if not quotes.size:
         return end
-    # A closing quote followed at once by another quote is one escaped quote ("").
-    glued = np.zeros(quotes.size, dtype=bool)
-    glued[1:] = quotes[1:] == quotes[:-1] + 1
-    k = np.arange(quotes.size)
-    escaped_first = np.zeros(quotes.size, dtype=bool)
-    escaped_first[:-1] = glued[1:] & (k[:-1] % 2 == 1)
-    escaped_second = np.zeros(quotes.size, dtype=bool)
-    escaped_second[1:] = escaped_first[:-1]
-    ends = (10, 13, delimiter[0])
-    opening = quotes[(k % 2 == 0) & ~escaped_second]
+    # Under parity, even quotes open a field and odd ones close it, except that a
+    # closing quote followed at once by another is one escaped quote (""): the
+    # pair leaves the field open. Every opening quote must start a field and
+    # every closing one end it, or the parity says nothing about the state.
+    odd = np.zeros(quotes.size, dtype=bool)
+    odd[1::2] = True
+    pair = np.zeros(quotes.size, dtype=bool)
+    pair[:-1] = odd[:-1] & (quotes[1:] == quotes[:-1] + 1)
+    second = np.zeros(quotes.size, dtype=bool)
+    second[1:] = pair[:-1]
+    opening = quotes[~odd & ~second]
+    closing = quotes[odd & ~pair]  # never the last byte: a line end follows it
     before = text[opening[opening > 0] - 1]
-    closing = quotes[(k % 2 == 1) & ~escaped_first]
-    after = text[closing + 1]  # a closing quote is never the last byte: a line end follows it
-    if np.isin(before, ends).all() and np.isin(after, ends).all():
+    after = text[closing + 1]
+    sep = delimiter[0]
+    if _all_ends(before, sep) and _all_ends(after, sep):
         return end
     return None
+
+
+def _all_ends(chars: np.ndarray, sep: int) -> bool:
+    """Whether every byte is a line end or the delimiter."""
+    return bool(((chars == 10) | (chars == 13) | (chars == sep)).all())
 
 
 Read = Callable[[int], bytes]
