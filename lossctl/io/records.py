@@ -56,7 +56,8 @@ def header_end(data: bytes, delimiter: bytes) -> int:
 def records_end(data: bytes, delimiter: bytes) -> int:
     """Offset after the last whole record of ``data`` (which starts at a record's start); 0 when none ends in it."""
     if data.find(b'"') < 0:
-        return max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+        newline = data.rfind(b"\n")
+        return max(newline, data.rfind(b"\r", newline + 1)) + 1  # a \r after the last \n: only the tail is searched
     end = _parity_end(data, delimiter)
     if end is None:
         m = _exact(delimiter).match(data)
