@@ -82,7 +82,7 @@ def _run(request: Request, on_chunk: Callable[[int], None] | None) -> Evaluation
 
     # The writer fills a temporary file and renames it only on success, so a
     # failed run never leaves a plausible-looking partial file behind.
-    writer = PerRowWriter(request.per_row, request.files)
+    writer = PerRowWriter(request.per_row, [*request.files, request.true, request.pred, request.weight])
     try:
         evaluation = engine.run(request, on_chunk, writer.chain(None))
         writer.close(evaluation)

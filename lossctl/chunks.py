@@ -21,6 +21,7 @@ from lossctl.io.base import prefetch
 from lossctl.params import did_you_mean
 
 GROUP = "group"
+MAX_CHUNK_ROWS = 1 << 62
 
 
 def _role_array(role: RoleColumns, chunk: dict[str, np.ndarray]) -> F64:
@@ -108,6 +109,9 @@ def aligned_chunks(
     piece of a dataset read on its own). ``labels`` (a
     :class:`lossctl.labels.LabelCoder`) codes the y_true column's labels as it is read.
     """
+    # No table holds 2**62 rows: a larger chunk size reads the same, and the
+    # readers' sizes stay within a C long (2**63 overflowed into an internal error).
+    rows = min(rows, MAX_CHUNK_ROWS)
     groups: dict[int, tuple[Table, list[RoleColumns]]] = {}
     for role in selection.roles():
         groups.setdefault(id(role.table), (role.table, []))[1].append(role)

@@ -28,7 +28,13 @@ from lossctl.finish import finish, signature
 from lossctl.io import open_one
 from lossctl.partial import Partial, merge
 from lossctl.plan import Plan, decide, requested
-from lossctl.problems import describe, finite_mask, located, raise_first_problem
+from lossctl.problems import (
+    check_weight_range,
+    describe,
+    finite_mask,
+    located,
+    raise_first_problem,
+)
 from lossctl.replicates import replication
 from lossctl.request import NAN_POLICIES, Request
 from lossctl.results import Evaluation
@@ -123,6 +129,7 @@ class Lane:
             bootstrap.fold(plan.replication, work, None if groups is None else groups // self.stride)
 
     def _fold(self, start: int, n: int, kept: np.ndarray | None, batch: Batch, arm: str | None, offset: int) -> None:
+        check_weight_range(batch.weight)
         partial, plan = self.partial, self.plan
         updates = self.updates[arm]
         for r in plan.specs:
@@ -175,11 +182,15 @@ def _drive(lanes: list[Lane], chunks: Chunks, on_chunk: Callable[[int], None] | 
         return
     inboxes: list[queue.Queue[tuple[int, dict[str, F64]] | None]] = [queue.Queue(maxsize=2) for _ in lanes]
     crashed: list[BaseException] = []
+    # Set by a lane that saw every chunk it was given: one that died otherwise
+    # (out of memory even in its handler) must never leave a silent partial result.
+    finished = [False] * len(lanes)
 
     def work(lane: Lane, inbox: queue.Queue[tuple[int, dict[str, F64]] | None]) -> None:
         try:
             while (item := inbox.get()) is not None:
                 lane.process(*item)
+            finished[lanes.index(lane)] = True
         except BaseException as exc:  # noqa: BLE001 - a bug: re-raised in the main thread
             crashed.append(exc)
             while inbox.get() is not None:
@@ -205,6 +216,8 @@ def _drive(lanes: list[Lane], chunks: Chunks, on_chunk: Callable[[int], None] | 
             w.join()
     if crashed:
         raise crashed[0]
+    if not all(finished):
+        raise MemoryError("a lane thread stopped")
 
 
 def fold(

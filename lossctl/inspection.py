@@ -103,14 +103,14 @@ def inspect(request: Request) -> Inspection:
     """
     if request.chunk_size < 1:
         raise UsageProblem(f"--chunk-size must be a positive number of rows, not {request.chunk_size}")
-    table = open_table(request.files, request.input_format, request.delimiter) if request.files else None
+    table = open_table(request.files, request.input_format, request.delimiter, request.max_line_bytes) if request.files else None
     opened: dict[str, tuple[Table, str | None]] = {}
     if table is not None:
         opened[table.label] = (table, ",".join(dict.fromkeys(filter(None, (_format_of(f, request.input_format) for f in request.files)))) or None)
 
     def open_source(path: str) -> Table:
         override = request.input_format if not request.files else None
-        t = open_one(path, override, request.delimiter)
+        t = open_one(path, override, request.delimiter, request.max_line_bytes)
         opened[t.label] = (t, _format_of(path, override))
         return t
 

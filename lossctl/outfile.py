@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from lossctl.errors import LossctlError, OutputError, UsageProblem
 
@@ -91,6 +92,32 @@ def same_path(a: str, b: str) -> bool:
         return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def input_files(sources: Sequence[str | None]) -> Iterator[str]:
+    """Every file the inputs stand for: a FILE, the path of a ``PATH:COLUMN``, each file in an input directory or glob."""
+    for source in sources:
+        if not source or source == "-" or "://" in source:
+            continue
+        path = source
+        if not os.path.exists(path) and ":" in path:
+            path = path.rpartition(":")[0]
+        if os.path.isdir(path):
+            for root, _, names in os.walk(path):
+                yield from (os.path.join(root, name) for name in names)
+        elif glob.has_magic(path):
+            yield from input_files(glob.glob(path, recursive=True))
+        else:
+            yield path
+
+
+def refuse_inputs(flag: str, output: str | None, sources: Sequence[str | None]) -> None:
+    """An output (``-o``, ``--per-row``, ``--save-state``) naming an input is a usage error, before anything is read (SPEC section 10)."""
+    if not output or output == "-":
+        return
+    for path in input_files(sources):
+        if same_path(path, output):
+            raise UsageProblem(f"{flag} {output}: is an input file; name another file")
 
 
 class Replacement:

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from lossctl.batch import F64, Batch
 from lossctl.errors import UsageProblem
-from lossctl.outfile import Replacement, cannot_write
+from lossctl.outfile import Replacement, cannot_write, refuse_inputs
 from lossctl.registry import MetricDef, Resolved, lookup
 
 if TYPE_CHECKING:
@@ -76,13 +76,6 @@ def _not_per_row(r: Resolved) -> str:
     return shown
 
 
-def _same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 class PerRowWriter:
     """Streams ``row`` plus one float64 column per per-row spec to Parquet or CSV.
 
@@ -92,13 +85,11 @@ class PerRowWriter:
     a warning; if nothing requested is per-row, it is a usage error.
     """
 
-    def __init__(self, path: str, inputs: Sequence[str] = ()) -> None:
+    def __init__(self, path: str, inputs: Sequence[str | None] = ()) -> None:
         ext = os.path.splitext(path.lower())[1]
         if path == "-" or ext not in PER_ROW_FORMATS:
             raise UsageProblem(f"--per-row {path}: name a file ending in .parquet or .csv")
-        for source in inputs:
-            if _same_file(path, source):
-                raise UsageProblem(f"--per-row {path}: is an input file; name another file")
+        refuse_inputs("--per-row", path, inputs)
         self.path = path
         self.format = PER_ROW_FORMATS[ext]
         self.warnings: list[str] = []

@@ -98,3 +98,27 @@ def raise_first_problem(partial: Partial, selection: Selection, rest: Chunks) ->
         f"{label} row {row}: column '{source}' is NaN, infinite or empty ({count}); "
         f"use --nan drop to skip such rows or --nan propagate"
     )
+
+
+# Weights count only relative to each other. Outside this range their sums,
+# and the products of sums some metrics take (MCC, kappa, AUC, R²), leave
+# float64's range (1e-300 squared is 0, 1e308 twice is infinite) and a value
+# would come out wrong: such a weight is a data error (SPEC section 4).
+WEIGHT_RANGE = (1e-100, 1e100)
+
+
+def check_weight_range(weight: F64 | None) -> None:
+    """Raise a ValueProblem at the first row whose weight is neither 0 nor within WEIGHT_RANGE (NaN and inf are the --nan policy's)."""
+    if weight is None:
+        return
+    low, high = WEIGHT_RANGE
+    size = np.abs(weight)
+    bad = ((size < low) & (size > 0.0)) | ((size > high) & (size < np.inf))
+    if bad.any():
+        at = int(np.flatnonzero(bad.ravel())[0])
+        value = float(weight.ravel()[at])
+        raise ValueProblem(
+            "weight", at // max(weight.size // max(len(weight), 1), 1),
+            f"weight {value:g} is outside {low:g}..{high:g}; weights only count relative to each other: "
+            "scale them (e.g. divide by the largest)",
+        )

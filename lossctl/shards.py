@@ -132,12 +132,12 @@ def _open(request: Any, piece: Piece | None, label: str) -> tuple[Selection, int
     from lossctl.io.parquet import open_parquet_piece
 
     if piece is None:
-        table = open_table(request.files, request.input_format, request.delimiter) if request.files else None
+        table = open_table(request.files, request.input_format, request.delimiter, request.max_line_bytes) if request.files else None
         first = 0
     else:
         table = open_parquet_piece(piece["path"], piece["row_groups"], label, piece["first_row"])
         first = piece["first_row"]
-    opener = lambda path: open_one(path, request.input_format if not request.files else None, request.delimiter)  # noqa: E731
+    opener = lambda path: open_one(path, request.input_format if not request.files else None, request.delimiter, request.max_line_bytes)  # noqa: E731
     return select(table, request.true, request.pred, request.weight, opener), first
 
 

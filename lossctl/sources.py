@@ -16,14 +16,18 @@ def select_sources(request: Request, compare: bool) -> Selection:
     """The columns of every role: from the FILEs as one table, or a comparison's two files."""
 
     def opener(path: str) -> Table:
-        return open_one(path, request.input_format if not request.files else None, request.delimiter)
+        return open_one(path, request.input_format if not request.files else None, request.delimiter, request.max_line_bytes)
 
     if not compare:
-        table = open_table(request.files, request.input_format, request.delimiter) if request.files else None
+        table = (
+            open_table(request.files, request.input_format, request.delimiter, request.max_line_bytes)
+            if request.files
+            else None
+        )
         return select(table, request.true, request.pred, request.weight, opener)
     if len(request.files) != 2:
         raise UsageProblem(f"compare takes two files, BASELINE and CANDIDATE, not {len(request.files)}")
-    baseline, candidate = (open_one(f, request.input_format, request.delimiter) for f in request.files)
+    baseline, candidate = (open_one(f, request.input_format, request.delimiter, request.max_line_bytes) for f in request.files)
     return pairing.select_pair(baseline, candidate, request.true, request.pred, request.weight, request.key, opener)
 
 

@@ -5,6 +5,7 @@ Each test runs the real command in a subprocess and bounds it in time.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -209,3 +210,93 @@ def test_reading_a_closed_standard_input_is_a_data_error() -> None:
     done = _lossctl("eval", "-", "-l", "mse", stdout=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))
     assert done.returncode == 3
     assert done.stderr.decode().splitlines() == ["lossctl: <stdin>: standard input is closed; pipe the CSV in, or name a file"]
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "arrow", "parquet", "npy", "npz"])
+def test_a_fifo_of_a_format_read_at_offsets_is_refused_without_waiting_for_a_writer(tmp_path: Path, ext: str) -> None:
+    # Opening a FIFO with no writer blocks inside pyarrow, where no signal reaches:
+    # such a format is never opened from a pipe (it could not be read from one anyway).
+    fifo = tmp_path / f"in.{ext}"
+    os.mkfifo(fifo)
+    done = _lossctl("eval", str(fifo), "-l", "mse", stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    assert done.returncode == 3
+    assert done.stderr.decode().splitlines() == [
+        f"lossctl: {fifo}: is a pipe; {ext} input must be a file (only CSV reads from a pipe or standard input)"
+    ]
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("source", ["fifo without a writer", "idle standard input", "standard input idle after a block"])
+def test_a_signal_ends_a_run_waiting_on_a_silent_input_at_once(tmp_path: Path, sig: int, status: int, source: str) -> None:
+    args = [sys.executable, "-m", "lossctl", "eval", "-", "-l", "mse", "-f", "json"]
+    if source.startswith("fifo"):
+        fifo = tmp_path / "in.csv"
+        os.mkfifo(fifo)
+        args[4] = str(fifo)
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=REPO)
+    try:
+        assert proc.stdin is not None
+        if source.endswith("after a block"):
+            proc.stdin.write(b"y_true,y_pred\n" + b"1,2\n" * 2_000_000)  # past the first block: the reader thread waits
+            proc.stdin.flush()
+        time.sleep(1.5)
+        assert proc.poll() is None
+        proc.send_signal(sig)
+        began = time.monotonic()
+        _, stderr = proc.communicate(timeout=10)
+        assert time.monotonic() - began < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == status
+    name = "interrupted (SIGINT)" if sig == signal.SIGINT else "terminated (SIGTERM)"
+    assert stderr.decode().splitlines() == [f"lossctl: {name}"]
+
+
+@pytest.mark.parametrize("flag", ["-o", "--per-row", "--save-state"])
+@pytest.mark.parametrize("given", ["directory", "glob", "path:column"])
+def test_an_output_naming_a_file_inside_an_input_directory_or_glob_is_refused(tmp_path: Path, flag: str, given: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for i in range(3):
+        pq.write_table(pa.table({"y_true": [float(i), 1.0], "y_pred": [i + 0.5, 1.0]}), shards / f"part-{i}.parquet")
+    target = shards / "part-1.parquet"
+    before = target.read_bytes()
+    if given == "path:column":
+        inputs = ["--true", f"{shards / 'part-0.parquet'}:y_true", "--pred", f"{target}:y_pred"]
+    else:
+        inputs = [str(shards) if given == "directory" else str(shards / "*.parquet")]
+    done = _lossctl("eval", *inputs, "-l", "mse", flag, str(target), stdout=subprocess.DEVNULL)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.decode().splitlines() == [f"lossctl: {flag} {target}: is an input file; name another file"]
+    assert target.read_bytes() == before
+
+
+def test_the_api_never_writes_per_row_values_over_a_true_or_pred_file(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import lossctl
+    from lossctl.errors import UsageProblem
+
+    pq.write_table(pa.table({"y_true": [1.0, 2.0]}), tmp_path / "t.parquet")
+    pq.write_table(pa.table({"y_pred": [1.5, 2.0]}), tmp_path / "p.parquet")
+    before = (tmp_path / "p.parquet").read_bytes()
+    with pytest.raises(UsageProblem, match="is an input file"):
+        lossctl.evaluate(true=f"{tmp_path / 't.parquet'}:y_true", pred=f"{tmp_path / 'p.parquet'}:y_pred", loss=["mse"], per_row=str(tmp_path / "p.parquet"))
+    assert (tmp_path / "p.parquet").read_bytes() == before
+
+
+@pytest.mark.parametrize(("extra", "status"), [((), 0), (("-c", "mse < 0"), 1), (("-l", "no_such_loss"), 2)])
+def test_a_closed_standard_error_changes_no_exit_status(extra: tuple[str, ...], status: int) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "lossctl", "eval", SAMPLE, "-l", "mse", "-f", "json", *extra],
+        stdout=subprocess.PIPE, env=ENV, cwd=REPO, timeout=60, check=False, preexec_fn=lambda: os.close(2),
+    )
+    assert done.returncode == status
+    if status != 2:
+        assert json.loads(done.stdout)["results"][0]["name"] == "mean_squared_error"

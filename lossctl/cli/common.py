@@ -10,7 +10,6 @@ terminal, only on long runs).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -140,17 +139,9 @@ def load_defaults(config_path: str | None, no_config: bool) -> Any:
 
 def check_output_path(output: str | None, inputs: Sequence[str | None], flag: str = "-o") -> None:
     """Refuse an output (``-o``, ``--save-state``) naming one of the inputs (it would be overwritten)."""
-    if not output or output == "-":
-        return
-    for source in inputs:
-        if not source:
-            continue
-        path = source.rpartition(":")[0] if ":" in source and not os.path.exists(source) else source
-        try:
-            if os.path.exists(path) and os.path.exists(output) and os.path.samefile(path, output):
-                raise UsageProblem(f"{flag} {output}: is an input file; name another file")
-        except OSError:
-            continue
+    from lossctl.outfile import refuse_inputs
+
+    refuse_inputs(flag, output, inputs)
 
 
 def say(message: str, quiet: bool) -> None:

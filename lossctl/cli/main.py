@@ -45,6 +45,26 @@ def _internal(exc: BaseException, show_traceback: bool) -> None:
     )
 
 
+def _resource_message(exc: BaseException) -> str | None:
+    """The one line for a resource limit met (SPEC section 10), or None when ``exc`` is not one.
+
+    Out of memory, a thread that cannot start, too many open files: the
+    input could not be evaluated within the limits the process was given.
+    SPEC names no exit code for them; they are exit 3, like a file that
+    cannot be read, never the internal error's 70.
+    """
+    import errno
+
+    detail = " ".join(str(exc).split())
+    if isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM):
+        return f"out of memory ({detail or type(exc).__name__}); lower --chunk-size, or give the process more memory"
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+        return f"too many open files ({detail}); raise the limit (ulimit -n)"
+    if isinstance(exc, RuntimeError) and "start new thread" in detail:
+        return f"cannot start a thread ({detail}): a limit on processes or memory (ulimit -u, ulimit -v)"
+    return None
+
+
 def _silence_stdout() -> None:
     """Point standard output at /dev/null, so that the final flush cannot fail again."""
     try:
@@ -112,9 +132,13 @@ class LossctlGroup(click.Group):
             if show_traceback:
                 traceback.print_exc()
             _fail(" ".join(str(exc).split()), exc.exit_status)
+        except MemoryError as exc:
+            _fail(_resource_message(exc) or "out of memory", ExitStatus.DATA)
         except OSError as exc:
             from lossctl.outfile import WRITE_FAILURES, stdout_failed
 
+            if _resource_message(exc):
+                _fail(_resource_message(exc) or "", ExitStatus.DATA)
             if exc.errno not in WRITE_FAILURES:
                 _internal(exc, show_traceback)
             # Standard output is closed, broken (`| head`) or full: the
@@ -126,6 +150,9 @@ class LossctlGroup(click.Group):
         except Stopped as exc:
             _fail(str(exc), exc.exit_status)
         except Exception as exc:  # noqa: BLE001 - the boundary for bugs
+            message = _resource_message(exc)
+            if message:
+                _fail(message, ExitStatus.DATA)
             _internal(exc, show_traceback)
         sys.exit(int(status or 0))
 
@@ -230,6 +257,39 @@ def _checked_stdout() -> None:
         sys.stdout = io.TextIOWrapper(
             io.BufferedWriter(raw), encoding=sys.stdout.encoding, errors=sys.stdout.errors, write_through=True
         )
+    _escape_what_the_encoding_lacks()
+
+
+def _escape_what_the_encoding_lacks() -> None:
+    """Standard output in an encoding short of Unicode (PYTHONIOENCODING=latin-1): write ``\\uXXXX`` escapes.
+
+    In JSON they sit inside strings, where they read back as the very
+    characters; elsewhere they show what the name was. Never an internal error.
+    """
+    import codecs
+
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        if codecs.lookup(encoding).name.startswith("utf"):
+            return
+        codecs.register_error("lossctl-escape", _json_escape)
+        sys.stdout.reconfigure(errors="lossctl-escape")  # type: ignore[union-attr]  # a TextIOWrapper here
+    except (LookupError, AttributeError, ValueError):
+        pass
+
+
+def _json_escape(error: UnicodeError) -> tuple[str, int]:
+    """A character the encoding lacks as JSON's ``\\uXXXX`` (a surrogate pair beyond the first plane)."""
+    assert isinstance(error, UnicodeEncodeError)
+    out = []
+    for char in error.object[error.start : error.end]:
+        code = ord(char)
+        if code > 0xFFFF:
+            code -= 0x10000
+            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    return "".join(out), error.end
 
 
 def main() -> None:
@@ -244,6 +304,16 @@ def main() -> None:
     _tune_malloc()
     _stop_on_signals()
     _checked_stdout()
+    if sys.stderr is None:
+        # Standard error closed (2>&-): diagnostics have nowhere to go; the exit status still says it all.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives until the process ends
+    if "--traceback" not in sys.argv:
+        # A thread's failure reaches the main thread (and its one line) through
+        # lossctl's own hand-offs; a second one met while handing it over (out
+        # of memory) would print a traceback: stay quiet.
+        import threading
+
+        threading.excepthook = lambda args: None
 
     try:
         cli.main()

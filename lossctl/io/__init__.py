@@ -14,7 +14,16 @@ from collections.abc import Iterator, Sequence
 
 from lossctl.errors import DataError, UsageProblem
 from lossctl.io import remote
-from lossctl.io.base import Arrays, ColumnInfo, Converters, Table, natural_key, rechunk
+from lossctl.io.base import (
+    Arrays,
+    ColumnInfo,
+    Converters,
+    RowShapes,
+    Table,
+    is_pipe,
+    natural_key,
+    rechunk,
+)
 
 __all__ = ["FORMATS", "Arrays", "ColumnInfo", "Table", "detect_format", "natural_key", "open_one", "open_table", "rechunk"]
 
@@ -92,11 +101,11 @@ def _remote_format(uri: str) -> str:
     raise UsageProblem(f"{uri}: unknown file type; name the format with --input-format ({', '.join(FORMATS)})")
 
 
-def _open_remote(uri: str, fmt: str, delimiter: str | None) -> Table:
+def _open_remote(uri: str, fmt: str, delimiter: str | None, max_line_bytes: int) -> Table:
     """A URI in a format other than Parquet: read from a local temporary copy, labelled by its URI."""
     local = remote.local_copy(uri)
     try:
-        table = open_one(local, fmt, delimiter)
+        table = open_one(local, fmt, delimiter, max_line_bytes)
     except DataError as exc:
         raise DataError(str(exc).replace(local, uri)) from None
     if hasattr(table, "schema"):  # an Arrow-backed reader: its label is only a label
@@ -104,19 +113,22 @@ def _open_remote(uri: str, fmt: str, delimiter: str | None) -> Table:
     return table
 
 
-def open_one(path: str, input_format: str | None = None, delimiter: str | None = None) -> Table:
-    """Open one FILE argument with the reader its format calls for."""
+def open_one(path: str, input_format: str | None = None, delimiter: str | None = None, max_line_bytes: int = 64 << 20) -> Table:
+    """Open one FILE argument with the reader its format calls for (``max_line_bytes``: CSV's --max-line-bytes)."""
     if remote.scheme(path) == "file":
         path = remote.filesystem(path)[1]  # a local file: the local readers, memory maps included
     fmt = detect_format(path, input_format)
     if remote.is_uri(path) and fmt != "parquet":
-        return _open_remote(path, fmt, delimiter)
+        return _open_remote(path, fmt, delimiter, max_line_bytes)
     if path != "-" and fmt != "parquet" and os.path.isdir(path):
         raise DataError(f"{path}: is a directory")
+    if fmt not in ("csv", "tsv") and is_pipe(path):
+        # Never opened: with no writer yet, opening would block where no signal can stop it.
+        raise DataError(f"{path}: is a pipe; {fmt} input must be a file (only CSV reads from a pipe or standard input)")
     if fmt in ("csv", "tsv"):
         from lossctl.io.csv import open_csv_table
 
-        return open_csv_table(path, delimiter or ("\t" if fmt == "tsv" else None))
+        return open_csv_table(path, delimiter or ("\t" if fmt == "tsv" else None), max_line_bytes)
     if fmt == "parquet":
         from lossctl.io.parquet import open_parquet_table
 
@@ -165,13 +177,23 @@ class ConcatTable(Table):
 
     def chunks(self, names: Sequence[str], rows: int, convert: Converters | None = None) -> Iterator[Arrays]:
         # A converter keeps its own state (group ids) across the tables, in row order.
+        shapes = RowShapes()
+        special = set(convert or ())
         for t in self.tables:
-            yield from t.chunks(names, rows, convert)
+            start = 0
+            for chunk in t.chunks(names, rows, convert):
+                for name, values in chunk.items():
+                    if name not in special:
+                        shapes.check(name, values, t.label, start, t.label)
+                start += next((len(v) for v in chunk.values()), 0)
+                yield chunk
 
 
-def open_table(paths: Sequence[str], input_format: str | None = None, delimiter: str | None = None) -> Table:
+def open_table(
+    paths: Sequence[str], input_format: str | None = None, delimiter: str | None = None, max_line_bytes: int = 64 << 20
+) -> Table:
     """Open FILE arguments as one table."""
     if list(paths).count("-") > 1:
         raise UsageProblem("standard input ('-') can be given only once")
-    tables = [open_one(p, input_format, delimiter) for p in paths]
+    tables = [open_one(p, input_format, delimiter, max_line_bytes) for p in paths]
     return tables[0] if len(tables) == 1 else ConcatTable(tables)

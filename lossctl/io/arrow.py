@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from lossctl.errors import DataError
-from lossctl.io.base import Arrays, ColumnInfo, Converters, Table
+from lossctl.io.base import Arrays, ColumnInfo, Converters, RowShapes, Table
 
 BatchSource = Callable[[Sequence[str], int], Iterator[pa.RecordBatch]]
 
@@ -66,13 +67,14 @@ def float64_view(array: pa.Array) -> np.ndarray:
     return values
 
 
-def to_numpy(array: pa.Array | pa.ChunkedArray, label: str, name: str, start: int) -> np.ndarray:
+def to_numpy(array: pa.Array | pa.ChunkedArray, label: str, name: str, start: int, width: int | None = None) -> np.ndarray:
     """Convert one Arrow column chunk to a float64 (n,) or (n, k) array.
 
     Float32 values without nulls stay float32 (zero-copy): the consumer
     widens them when it computes (``lossctl.chunks``, ``Batch.y_pred``).
     Nulls become NaN (the ``--nan`` policy decides what happens to them);
     text and ragged lists are data errors naming the file, column and row.
+    ``width``: the values per row of a list column in the rows before.
     """
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
@@ -88,7 +90,7 @@ def to_numpy(array: pa.Array | pa.ChunkedArray, label: str, name: str, start: in
             array = array.cast(pa.float64())
         return float64_view(array)
     if pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t):
-        return _list_to_numpy(array, label, name, start)
+        return _list_to_numpy(array, label, name, start, width)
     if pa.types.is_dictionary(t):
         return to_numpy(array.dictionary_decode(), label, name, start)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
@@ -122,7 +124,7 @@ def _text_to_numpy(array: pa.Array, label: str, name: str, start: int) -> np.nda
     raise DataError(f"{label}: column '{name}' is not numeric")
 
 
-def _list_to_numpy(array: pa.Array, label: str, name: str, start: int) -> np.ndarray:
+def _list_to_numpy(array: pa.Array, label: str, name: str, start: int, width: int | None) -> np.ndarray:
     n = len(array)
     if array.null_count:
         first = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0])
@@ -133,7 +135,8 @@ def _list_to_numpy(array: pa.Array, label: str, name: str, start: int) -> np.nda
     else:
         offsets = array.offsets
         lengths = np.diff(_primitive_view(offsets, np.int64 if pa.types.is_large_list(array.type) else np.int32))
-        width = int(lengths[0]) if n else 0
+        if width is None:
+            width = int(lengths[0]) if n else 0
         bad = np.flatnonzero(lengths != width)
         if bad.size:
             i = int(bad[0])
@@ -164,6 +167,7 @@ class ArrowTable(Table):
         self._batches = batches
         self._num_rows = num_rows
         self.first_row = first_row
+        self.files: list[tuple[str, int]] = []  # (file, rows) of a table read from several files
 
     @property
     def num_rows(self) -> int | None:
@@ -177,14 +181,31 @@ class ArrowTable(Table):
                 # Which of the two would be read is arbitrary: refuse rather than guess.
                 raise DataError(f"{self.label}: column '{name}' appears {count} times; give the columns distinct names")
         start = self.first_row
+        shapes = RowShapes()
         for batch in guarded(self.label, self._batches(names, rows)):
             out: Arrays = {}
             for name in names:
                 special = convert.get(name)
                 column = batch.column(name)
-                out[name] = to_numpy(column, self.label, name, start) if special is None else special(column, start)
+                if special is None:
+                    source = self.source_of(start - self.first_row)
+                    label = self.label if source is None else f"{self.label} ({source})"
+                    values = to_numpy(column, label, name, start, shapes.width(name))
+                    shapes.check(name, values, label, start, source)
+                    out[name] = values
+                else:
+                    out[name] = special(column, start)
             start += batch.num_rows
             yield out
+
+    def source_of(self, row: int) -> str | None:
+        """The file that holds ``row`` when the table spans several (a Parquet directory or glob)."""
+        first = 0
+        for path, count in self.files:
+            first += count
+            if row < first:
+                return path
+        return None
 
 
 READ_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError)
@@ -203,6 +224,19 @@ def unreadable(label: str, exc: BaseException) -> DataError:
     if len(reason) > 200:
         reason = reason[:200] + "…"
     return DataError(f"{label}: cannot read: {reason}")
+
+
+@contextlib.contextmanager
+def opening(label: str) -> Iterator[None]:
+    """Failures to open or start reading a file as one-line DataErrors (missing, not permitted, unreadable)."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise DataError(f"{label}: no such file") from None
+    except PermissionError:
+        raise DataError(f"{label}: permission denied") from None
+    except READ_ERRORS as exc:
+        raise unreadable(label, exc) from exc
 
 
 def guarded(label: str, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

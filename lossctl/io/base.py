@@ -10,8 +10,10 @@ size, so that results do not depend on how a file happens to be split.
 from __future__ import annotations
 
 import mmap
+import os
 import queue
 import re
+import stat
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -82,6 +84,45 @@ class Table(ABC):
         """
 
 
+class RowShapes:
+    """The shape of each column's values per row, fixed for the whole table (SPEC section 2).
+
+    Files or row groups whose list columns have other widths (3 class
+    probabilities, then 2), or a column that is a list in one file and a
+    number in another, are a data error naming the file, the column, the
+    row and both shapes, whatever the chunk size: never averaged together.
+    The readers check every piece they yield; a concatenated table checks
+    across its files.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[tuple[int, ...], str | None]] = {}
+
+    def width(self, name: str) -> int | None:
+        """The values per row of a list column seen so far (``None`` before its first piece)."""
+        shape = self._seen.get(name, ((),))[0]
+        return shape[0] if len(shape) == 1 else None
+
+    def check(self, name: str, values: np.ndarray, label: str, row: int, source: str | None = None) -> None:
+        """``values`` (one piece of column ``name``, from ``source`` when the table has several) begin at ``row`` of ``label``."""
+        shape = tuple(values.shape[1:])
+        seen = self._seen.setdefault(name, (shape, source))
+        if seen[0] != shape:
+            where = "earlier rows have" if seen[1] == source else f"{seen[1]} has"
+            raise DataError(
+                f"{label} row {row}: column '{name}' has {_per_row(shape)} where {where} {_per_row(seen[0])}; "
+                "a column's width is fixed for the whole table"
+            )
+
+
+def _per_row(shape: tuple[int, ...]) -> str:
+    if not shape:
+        return "1 value per row"
+    if len(shape) == 1:
+        return f"{shape[0]} values per row"
+    return f"values of shape {shape} per row"
+
+
 def natural_key(text: str) -> tuple[object, ...]:
     """Sort key that orders embedded numbers by value (``prob_9`` < ``prob_10``)."""
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
@@ -132,6 +173,15 @@ def _concat(pieces: list[Arrays]) -> Arrays:
         return pieces[0]
     keys = pieces[0].keys()
     return {k: np.concatenate([p[k] for p in pieces]) for k in keys}
+
+
+def is_pipe(path: str) -> bool:
+    """A FIFO or a character device (``/dev/fd/N`` of a shell's process substitution): readable once, front to back."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False  # missing or unreadable: opening it says which
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
 def check_unchanged(now: int, size: int, label: str) -> None:

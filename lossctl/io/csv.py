@@ -1,31 +1,34 @@
 """CSV / TSV / TXT, plain or gzip/bz2/zstd compressed, or standard input ('-').
 
-The header and the first block are read with pyarrow's streaming reader (to
-learn the columns and their types). A file is then read again in blocks of
-whole lines, memory-mapped when it is not compressed, parsed on two threads,
-with only the needed columns decoded. Standard input streams through
-pyarrow's reader as it is.
+Every source is cut the same way into blocks of whole records
+(:mod:`lossctl.io.records`: quoted fields with delimiters and line ends,
+``\n``, ``\r\n`` and ``\r`` line ends, a BOM), so a file reads exactly as
+the same bytes on standard input, whatever the block size. The header and
+the first block give the columns and their types; the blocks are parsed on
+two threads with only the needed columns decoded, as numbers. A plain file
+is read at offsets (never memory-mapped: a truncated file is a data error,
+not SIGBUS); a compressed file, a pipe or standard input as a stream.
 """
 
 from __future__ import annotations
 
 import csv as _csv
-import io
 import os
 import re
-import stat
 import sys
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import chain
 from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from lossctl.errors import DataError
-from lossctl.io.arrow import READ_ERRORS, ArrowTable, shown, unreadable
-from lossctl.io.base import check_unchanged
+from lossctl.errors import DataError, UsageProblem
+from lossctl.io.arrow import READ_ERRORS, ArrowTable, opening, shown, unreadable
+from lossctl.io.base import check_unchanged, is_pipe
+from lossctl.io.records import MAX_RECORD_BYTES, Read, Stream, read_full, records
 
 BLOCK_SIZE = 1 << 22
 PARSE_THREADS = 2
@@ -47,26 +50,17 @@ def _open_binary(path: str) -> BinaryIO:
     return stream  # type: ignore[return-value]  # pyarrow NativeFile is file-like
 
 
-class _Prefixed(io.RawIOBase):
-    """Standard input with its already-read first bytes put back in front (for sniffing)."""
+def _prefixed(head: bytes, read: Read) -> Read:
+    """``read`` with its already-read first bytes put back in front (they were read for sniffing)."""
 
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
-        self._head = head
-        self._rest = rest
+    def read_on(size: int) -> bytes:
+        nonlocal head
+        if head:
+            out, head = head[:size], head[size:]
+            return out
+        return read(size)
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]  # RawIOBase protocol
-        view = memoryview(buffer)
-        if self._head:
-            n = min(len(view), len(self._head))
-            view[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._rest.read(len(view))
-        view[: len(data)] = data
-        return len(data)
+    return read_on
 
 
 def _sniff(sample: bytes, path: str) -> str:
@@ -95,15 +89,16 @@ _VALUE = re.compile(r"invalid value '(.*)'$")
 _FIELDS = re.compile(r"Expected (\d+) columns, got (\d+)(?:: (.*))?$")
 
 
-def _row_error(label: str, exc: BaseException, names: Sequence[str]) -> DataError:
+def _row_error(label: str, exc: BaseException, names: Sequence[str], shift: int) -> DataError:
     """pyarrow's parse or conversion error as lossctl's one line with the 0-based table row.
 
-    pyarrow counts non-empty lines from 1 with the header as row 1, so the
-    first data row is ``Row #2``: table row = N - 2.
+    pyarrow counts the records it parsed from 1 (blank lines skipped, a
+    record with quoted line ends counted once): its ``Row #N`` is table row
+    ``N + shift`` (``shift`` is -2 when the header was parsed too, as row #1).
     """
     text = " ".join(str(exc).split())
     m = _ROW.search(text)
-    where = f"{label} row {int(m.group(1)) - 2}" if m else label
+    where = f"{label} row {int(m.group(1)) + shift}" if m else label
     if "conversion error" in text:
         c = _COLUMN.search(text)
         index = int(c.group(1)) if c else -1
@@ -131,38 +126,22 @@ def _not_utf8(sample: bytes) -> int | None:
     return None
 
 
-def _is_pipe(path: str) -> bool:
-    """A FIFO or a character device (``/dev/fd/N`` of a shell's process substitution)."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False  # missing or unreadable: opening it says which
-    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
-
-
-def open_csv_table(path: str, delimiter: str | None = None) -> ArrowTable:
+def open_csv_table(path: str, delimiter: str | None = None, max_line_bytes: int = MAX_RECORD_BYTES) -> ArrowTable:
     """Open a delimited text file (or ``-`` for standard input) as a streaming table."""
     label = "<stdin>" if path == "-" else path
+    if max_line_bytes < 1:
+        raise UsageProblem(f"--max-line-bytes must be a positive number of bytes, not {max_line_bytes}")
     # Standard input and pipes (`<(zcat preds.csv.gz)`) can be read only once, front to back.
-    once = path == "-" or _is_pipe(path)
+    once = path == "-" or is_pipe(path)
     if path == "-" and sys.stdin is None:
         raise DataError("<stdin>: standard input is closed; pipe the CSV in, or name a file")
-    try:
+    with opening(label):
         if once:
-            stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115 - read to its end by pyarrow
-            sample = stream.read(_SNIFF_BYTES)
-            raw: BinaryIO = _Prefixed(sample, stream)
+            stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115 - read to its end below
+            sample = read_full(stream.read, _SNIFF_BYTES)
         else:
-            raw = _open_binary(path)
-            sample = raw.read(_SNIFF_BYTES)
-            raw.close()
-            raw = _open_binary(path)
-    except FileNotFoundError:
-        raise DataError(f"{label}: no such file") from None
-    except PermissionError:
-        raise DataError(f"{label}: permission denied") from None
-    except READ_ERRORS as exc:
-        raise unreadable(label, exc) from exc
+            with _open_binary(path) as raw:
+                sample = read_full(raw.read, _SNIFF_BYTES)
     if b"\x00" in sample:
         raise DataError(f"{label}: not a text file (binary data); pass --input-format if the extension is wrong")
     bad = _not_utf8(sample)
@@ -174,55 +153,98 @@ def open_csv_table(path: str, delimiter: str | None = None) -> ArrowTable:
     if not sample.strip():
         raise DataError(f"{label}: empty file (no header)")
     sep = delimiter or _sniff(sample, path)
-    parse = pacsv.ParseOptions(delimiter=sep)
-    # Serial reading (use_threads=False) is what makes pyarrow put "Row #N" in
-    # its errors; the first block is read this way, the rest with threads.
-    serial = pacsv.ReadOptions(block_size=BLOCK_SIZE, use_threads=False)
+    parse = pacsv.ParseOptions(delimiter=sep, newlines_in_values=True)
+
+    def blocks() -> Iterator[memoryview]:
+        if once:
+            return records(Stream(_prefixed(sample, stream.read)), sep.encode(), BLOCK_SIZE, label, max_line_bytes)
+        return _file_records(path, sep.encode(), label, max_line_bytes)
+
+    source = blocks()
     try:
-        first = pacsv.open_csv(raw, read_options=serial, parse_options=parse)
+        header = next(source)
+        first = next(source, None)
+    except DataError:
+        raise
     except READ_ERRORS as exc:
-        raise _row_error(label, exc, []) from None
-    schema = first.schema
-
-    def locate(exc: BaseException, convert: pacsv.ConvertOptions | None) -> DataError:
-        # Error path only: the threaded reader leaves the row out, so read the
-        # file again serially up to the same error to learn its row.
-        if not once and not _ROW.search(str(exc)):
-            try:
-                for _ in pacsv.open_csv(_open_binary(path), read_options=serial, parse_options=parse, convert_options=convert):
-                    pass
-            except READ_ERRORS as again:
-                exc = again
-        return _row_error(label, exc, schema.names)
-
-    state = {"first": first}
+        raise unreadable(label, exc) from exc
+    schema = _schema(label, header, first, parse)
+    state: dict[str, Iterable[memoryview]] = {}
+    if once:
+        # Standard input goes on from the blocks already read; a file is read again from its start.
+        state["held"] = chain([first] if first is not None else [], source)
+    else:
+        source.close()
 
     def batches(names: Sequence[str], rows: int) -> Iterator[pa.RecordBatch]:
-        reader = state.pop("first", None)
-        if not once:
-            if reader is not None:
-                reader.close()
-            # Reopen decoding only the needed columns, as numbers: a later
-            # block with text then fails as a conversion error at its row.
-            # Boolean columns (true/false labels) stay boolean: as float64 they would fail.
-            types = {
-                n: pa.bool_() if pa.types.is_boolean(schema.field(n).type) else pa.float64()
-                for n in names
-                if schema.field(n).type != pa.string()
-            }
-            convert: pacsv.ConvertOptions | None = pacsv.ConvertOptions(include_columns=list(names), column_types=types)
-            reader = _parallel_blocks(path, schema.names, parse, convert)
-        elif reader is None:
-            raise DataError(f"{label}: standard input or a pipe can be read only once")
-        else:
-            convert = None
-        try:
-            for batch in reader:
-                yield batch
-        except READ_ERRORS as exc:
-            raise locate(exc, convert) from None
+        held = state.pop("held", None)
+        if held is None:
+            if once:
+                raise DataError(f"{label}: standard input or a pipe can be read only once")
+            fresh = blocks()
+            next(fresh)  # the header
+            held = fresh
+        # Only the needed columns, as numbers: a later block with text then
+        # fails as a conversion error at its row, and a column that turns
+        # from integers to decimals later in the file reads as it should.
+        # Boolean columns (true/false labels) stay boolean: as float64 they would fail.
+        types = {
+            n: pa.bool_() if pa.types.is_boolean(schema.field(n).type) else pa.float64()
+            for n in names
+            if schema.field(n).type != pa.string()
+        }
+        convert = pacsv.ConvertOptions(include_columns=list(names), column_types=types)
+        yield from _parallel_blocks(held, label, schema.names, parse, convert)
 
     return ArrowTable(label, schema, batches)
+
+
+def _schema(label: str, header: memoryview, first: memoryview | None, parse: pacsv.ParseOptions) -> pa.Schema:
+    """The columns, their types inferred from the header and the first block."""
+    text = bytes(header) + bytes(first) if first is not None else bytes(header)
+    if not text.endswith((b"\n", b"\r")):
+        text += b"\n"  # a header alone without its line end: pyarrow would see no columns
+    options = pacsv.ReadOptions(use_threads=False, block_size=len(text) + 1)
+    try:
+        return pacsv.read_csv(pa.py_buffer(text), read_options=options, parse_options=parse).schema
+    except READ_ERRORS as exc:
+        raise _row_error(label, exc, [], -2) from None
+
+
+class _FileWindow:
+    """A plain file read at offsets (``pread``), for :func:`lossctl.io.records.records`.
+
+    The text never stays in memory beyond the blocks in flight, and a file
+    that is truncated or grows while it is read is a data error (exit 3),
+    never a crash (a memory map would die by SIGBUS on a truncated file).
+    """
+
+    def __init__(self, fd: int, path: str) -> None:
+        self.fd, self.path = fd, path
+        self.size = os.fstat(fd).st_size
+        self.offset = 0
+
+    def fetch(self, size: int) -> tuple[bytes, bool]:
+        check_unchanged(os.fstat(self.fd).st_size, self.size, self.path)
+        want = min(size, self.size - self.offset)
+        data = os.pread(self.fd, want, self.offset)
+        if len(data) < want:
+            check_unchanged(os.fstat(self.fd).st_size, self.size, self.path)
+            raise DataError(f"{self.path}: the file changed while being read (it ended early)")
+        return data, self.offset + want >= self.size
+
+    def advance(self, end: int) -> None:
+        self.offset += end
+
+
+def _file_records(path: str, delimiter: bytes, label: str, limit: int = MAX_RECORD_BYTES) -> Iterator[memoryview]:
+    """The header record, then blocks of whole records, of a file (compressed ones as a stream)."""
+    if compression_of(path):
+        with _open_binary(path) as source:
+            yield from records(Stream(source.read), delimiter, BLOCK_SIZE, label, limit)
+        return
+    with open(path, "rb") as fh:
+        yield from records(_FileWindow(fh.fileno(), path), delimiter, BLOCK_SIZE, label, limit)
 
 
 _POOL: ThreadPoolExecutor | None = None
@@ -237,96 +259,22 @@ def _parse_pool() -> ThreadPoolExecutor:
     return _POOL
 
 
-class _Blocks:
-    """A file's data lines (the header dropped) as blocks of whole lines, about BLOCK_SIZE bytes each.
-
-    A plain file is read block by block at known offsets (``pread``): the
-    text never stays in memory beyond the blocks in flight, and a file that
-    is truncated or grows while it is read is a data error (exit 3), never a
-    crash (a memory map would die by SIGBUS on a truncated file). A
-    compressed file is read as a stream, a partial last line carried into
-    the next block.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __iter__(self) -> Iterator[tuple[pa.Buffer, int]]:
-        """``(block, end)``: ``end`` is the file offset after the block (0 for a stream)."""
-        if compression_of(self.path):
-            yield from self._streamed()
-            return
-        with open(self.path, "rb") as fh:
-            fd = fh.fileno()
-            size = os.fstat(fd).st_size
-            start = self._data_start(fd, size)
-            while start < size:
-                check_unchanged(os.fstat(fd).st_size, size, self.path)
-                want = min(BLOCK_SIZE, size - start)
-                while True:
-                    data = os.pread(fd, want, start)
-                    if len(data) < want:
-                        check_unchanged(os.fstat(fd).st_size, size, self.path)
-                        raise DataError(f"{self.path}: the file changed while being read (it ended early)")
-                    cut = len(data) if start + want >= size else data.rfind(b"\n") + 1
-                    if cut:
-                        break
-                    want = min(2 * want, size - start)  # a line longer than a block: the block ends with it
-                yield pa.py_buffer(memoryview(data)[:cut]), start + cut
-                start += cut
-
-    def _data_start(self, fd: int, size: int) -> int:
-        """The offset after the header line (blank lines before it skipped)."""
-        data = b""
-        while len(data) < size:
-            more = os.pread(fd, BLOCK_SIZE, len(data))
-            if not more:
-                break
-            data += more
-            first = len(data) - len(data.lstrip(b"\r\n"))
-            if first < len(data):
-                newline = data.find(b"\n", first)
-                if newline >= 0:
-                    return newline + 1
-        return size
-
-    def _streamed(self) -> Iterator[tuple[pa.Buffer, int]]:
-        with _open_binary(self.path) as source:
-            data = b""
-            while True:  # up to the end of the header line, blank lines before it dropped
-                more = source.read(BLOCK_SIZE)
-                data = (data + more).lstrip(b"\r\n")
-                if not more or b"\n" in data:
-                    break
-            head = data.split(b"\n", 1)[1] if b"\n" in data else b""
-            while True:
-                data = source.read(BLOCK_SIZE)
-                if not data:
-                    if head.strip():
-                        yield pa.py_buffer(head), 0
-                    return
-                data = head + data
-                cut = data.rfind(b"\n") + 1
-                head = data[cut:]
-                if cut:
-                    yield pa.py_buffer(memoryview(data)[:cut]), 0
-
-
 def _parallel_blocks(
-    path: str, header: Sequence[str], parse: pacsv.ParseOptions, convert: pacsv.ConvertOptions
+    blocks: Iterable[memoryview], label: str, header: Sequence[str], parse: pacsv.ParseOptions, convert: pacsv.ConvertOptions
 ) -> Iterator[pa.RecordBatch]:
-    """Parse a CSV file in line-aligned blocks on two threads, yielding batches in file order.
+    """Parse blocks of whole records on two threads, yielding batches in file order.
 
     pyarrow's streaming reader parses one block at a time; its parallel
-    ``read_csv`` would hold the whole table. Cutting the bytes at line ends and
-    parsing blocks concurrently (pyarrow releases the GIL) gives the parallel
-    speed with memory bounded by the blocks in flight. Like pyarrow's own
-    default (``newlines_in_values=False``), a newline always ends a row.
+    ``read_csv`` would hold the whole table. Parsing blocks of whole records
+    concurrently (pyarrow releases the GIL) gives the parallel speed with
+    memory bounded by the blocks in flight.
 
     When every column is read as a number, a block is first converted with no
     null markers (the markers are compared with every cell); a block with an
     empty or ``NA`` cell, or any other failure, is converted again with
-    pyarrow's markers, so the result is the same either way.
+    pyarrow's markers, so the result is the same either way. A block's
+    error names its row in the table: the rows of the blocks before it are
+    counted as they are handed out.
     """
     numeric = convert.column_types and set(convert.column_types) >= set(convert.include_columns)
     fast = (
@@ -340,30 +288,38 @@ def _parallel_blocks(
         else None
     )
 
-    def parse_block(block: pa.Buffer) -> pa.Table:
-        # The whole block is one pyarrow block: one batch, no line straddles.
-        options = pacsv.ReadOptions(column_names=list(header), use_threads=False, block_size=block.size + 1)
+    def parse_block(block: memoryview) -> pa.Table:
+        # The whole block is one pyarrow block: one batch, no record straddles.
+        # Serial (use_threads=False): pyarrow then names the row of an error.
+        options = pacsv.ReadOptions(column_names=list(header), use_threads=False, block_size=len(block) + 1)
+        data = pa.py_buffer(block)
         if fast is not None:
             try:
-                return pacsv.read_csv(block, read_options=options, parse_options=parse, convert_options=fast)
+                return pacsv.read_csv(data, read_options=options, parse_options=parse, convert_options=fast)
             except READ_ERRORS:
                 pass
-        try:
-            return pacsv.read_csv(block, read_options=options, parse_options=parse, convert_options=convert)
-        except READ_ERRORS as exc:
-            # Its row number counts from this block's start: drop it, so that
-            # the caller reads the file serially to name the row in the table.
-            raise ValueError(_ROW.sub("", str(exc))) from exc
+        return pacsv.read_csv(data, read_options=options, parse_options=parse, convert_options=convert)
 
     pool = _parse_pool()
     pending: deque[Future[pa.Table]] = deque()
+    done = 0
+
+    def finished() -> Iterator[pa.RecordBatch]:
+        nonlocal done
+        try:
+            table = pending.popleft().result()
+        except READ_ERRORS as exc:
+            raise _row_error(label, exc, header, done - 1) from None
+        done += table.num_rows
+        yield from table.to_batches()
+
     try:
-        for block, _end in _Blocks(path):
+        for block in blocks:
             pending.append(pool.submit(parse_block, block))
             while len(pending) > PARSE_THREADS:
-                yield from _finished(pending)
+                yield from finished()
         while pending:
-            yield from _finished(pending)
+            yield from finished()
     finally:
         for future in pending:
             future.cancel()
@@ -371,8 +327,3 @@ def _parallel_blocks(
         for future in pending:
             if not future.cancelled():
                 future.exception()
-
-
-def _finished(pending: deque[Future[pa.Table]]) -> Iterator[pa.RecordBatch]:
-    table = pending.popleft().result()
-    yield from table.to_batches()

@@ -6,20 +6,13 @@ from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
 
-from lossctl.errors import DataError
-from lossctl.io.arrow import READ_ERRORS, ArrowTable, unreadable
+from lossctl.io.arrow import READ_ERRORS, ArrowTable, opening, unreadable
 
 
 def open_ipc_table(path: str) -> ArrowTable:
     """Open an Arrow IPC file (or stream) as a table; batches are sliced to the chunk size."""
-    try:
+    with opening(path):
         source = pa.memory_map(path, "r")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except PermissionError:
-        raise DataError(f"{path}: permission denied") from None
-    except READ_ERRORS as exc:
-        raise unreadable(path, exc) from exc
     try:
         reader = pa.ipc.open_file(source)
         schema = reader.schema

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from lossctl.errors import DataError
-from lossctl.io.arrow import READ_ERRORS, ArrowTable, unreadable
+from lossctl.io.arrow import ArrowTable, opening
 from lossctl.io.csv import _open_binary
 
 BLOCK_SIZE = 1 << 22
@@ -17,19 +17,11 @@ BLOCK_SIZE = 1 << 22
 def open_jsonl_table(path: str) -> ArrowTable:
     """Open a JSON Lines file as a streaming table (one object per line)."""
     options = pajson.ReadOptions(block_size=BLOCK_SIZE)
-    try:
+    with opening(path):
         with _open_binary(path) as probe:
             if not probe.read(1 << 12).strip():
                 raise DataError(f"{path}: empty file")
         schema = pajson.open_json(_open_binary(path), read_options=options).schema
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except PermissionError:
-        raise DataError(f"{path}: permission denied") from None
-    except READ_ERRORS as exc:
-        raise unreadable(path, exc) from exc
 
     def batches(names: Sequence[str], rows: int) -> Iterator[pa.RecordBatch]:
         explicit = pa.schema([schema.field(n) for n in names])

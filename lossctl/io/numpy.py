@@ -9,12 +9,14 @@ as a stream, one chunk at a time.
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 
@@ -84,18 +86,32 @@ def _check_open(path: str) -> None:
 _LAG = 16
 
 
+def _read_header(fh: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """An ``.npy`` header: shape, Fortran order, dtype; a shape no array can have is a ValueError.
+
+    A negative dimension, or one whose bytes pass what a 64-bit size can
+    count (computed exactly, where ``np.prod`` would wrap around), is a
+    corrupt header, not an array to map.
+    """
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+    else:
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+    shape = tuple(shape)
+    if any(not isinstance(n, int) or n < 0 for n in shape) or math.prod(shape) * dtype.itemsize >= 1 << 63:
+        raise ValueError(f"its header gives the shape {shape}, which no array can have")
+    return shape, fortran, dtype
+
+
 def _map_npy(path: str) -> tuple[np.ndarray, mmap.mmap | None, int]:
     """Memory-map an ``.npy`` file: the array, the map (to release pages from) and the data offset."""
     with open(path, "rb") as fh:
-        version = np.lib.format.read_magic(fh)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-        else:
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        shape, fortran, dtype = _read_header(fh)
         if dtype.hasobject:
             raise ValueError("object arrays cannot be read without pickle")
         offset = fh.tell()
-        size = int(np.prod(shape)) * dtype.itemsize
+        size = math.prod(shape) * dtype.itemsize
         if os.fstat(fh.fileno()).st_size < offset + size:
             raise ValueError(f"the file is shorter than its {shape} array")
         if size == 0:
@@ -186,11 +202,7 @@ class NpzTable(Table):
 
     def _member(self, info: zipfile.ZipInfo) -> _Member:
         with self.zf.open(info) as fh:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            shape, fortran, dtype = _read_header(fh)
             offset = fh.tell()
         return _Member(info.filename[: -len(".npy")], info, dtype, tuple(shape), fortran, offset)
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lossctl.errors import DataError
-from lossctl.io.arrow import READ_ERRORS, ArrowTable, unreadable
+from lossctl.io.arrow import ArrowTable, opening
 from lossctl.io.base import check_unchanged, natural_key, release_range
 from lossctl.io.remote import is_uri, kind, listed, open_input
 
@@ -110,6 +110,15 @@ class _Mapped:
         if self.map is not None:
             release_range(self.map, 0, len(self.map))
 
+    def close(self) -> None:
+        """Unmap the file (its descriptor goes with the map); batches still in use keep what they need."""
+        self.file = None  # type: ignore[assignment]  # closed: never read again
+        if self.map is not None:
+            try:
+                self.map.close()
+            except BufferError:  # a batch still views the map: it goes with the last view
+                pass
+
 
 # Column chunks are decoded front to back as the rows come out; what lies
 # behind, a margin short of the estimated decoding point (pages are decoded
@@ -143,48 +152,61 @@ class _Remote:
     def batches(self, names: Sequence[str], rows: int, row_groups: Sequence[int] | None = None) -> Iterator[pa.RecordBatch]:
         return self.file.iter_batches(batch_size=rows, columns=list(names), row_groups=row_groups, use_threads=True)
 
+    def close(self) -> None:
+        """Nothing held open between reads (the input stream closes with the file object)."""
+
 
 def _open(path: str) -> _Mapped | _Remote:
-    try:
+    with opening(path):
         return _Remote(path) if is_uri(path) else _Mapped(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except PermissionError:
-        raise DataError(f"{path}: permission denied") from None
-    except READ_ERRORS as exc:
-        raise unreadable(path, exc) from exc
+
+
+def _footer(path: str) -> pq.FileMetaData:
+    """A file's footer, the file closed again (a dataset may hold more files than a process may open)."""
+    with opening(path):
+        if is_uri(path):
+            return pq.read_metadata(open_input(path))
+        return pq.read_metadata(path)
 
 
 def open_parquet_table(path: str) -> ArrowTable:
-    """Open a Parquet file, directory or glob as a streaming table."""
+    """Open a Parquet file, directory or glob as a streaming table.
+
+    Every footer is read (the schemas must agree, the row counts add up),
+    but a file is opened for its rows only when they are read, and closed
+    after them: one file open at a time, however many the dataset holds.
+    """
     files = parquet_files(path)
+    first = _open(files[0])
+    schema: pa.Schema = first.file.schema_arrow
+    footers = [first.file.metadata]
+    first.close()
     if len(files) > 1 and is_uri(path):
         # Each remote footer is a round trip or two: fetch them side by side.
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=min(_REMOTE_OPENS, len(files))) as pool:
-            opened = list(pool.map(_open, files))
+        with ThreadPoolExecutor(max_workers=min(_REMOTE_OPENS, len(files) - 1)) as pool:
+            footers += list(pool.map(_footer, files[1:]))
     else:
-        opened = [_open(f) for f in files]
-    schema: pa.Schema = opened[0].file.schema_arrow
-    for f, pf in zip(files[1:], opened[1:], strict=True):
-        if pf.file.schema_arrow.names != schema.names:
-            raise DataError(
-                f"{f}: columns {', '.join(pf.file.schema_arrow.names)} differ from "
-                f"{files[0]}: {', '.join(schema.names)}"
-            )
-    num_rows = sum(pf.file.metadata.num_rows for pf in opened)
+        footers += [_footer(f) for f in files[1:]]
+    for f, footer in zip(files[1:], footers[1:], strict=True):
+        names = footer.schema.to_arrow_schema().names
+        if names != schema.names:
+            raise DataError(f"{f}: columns {', '.join(names)} differ from {files[0]}: {', '.join(schema.names)}")
+    num_rows = sum(m.num_rows for m in footers)
 
     def batches(names: Sequence[str], rows: int) -> Iterator[pa.RecordBatch]:
-        for pf in opened:
-            yield from pf.batches(names, rows)
+        for f in files:
+            pf = _open(f)
+            try:
+                yield from pf.batches(names, rows)
+            finally:
+                pf.close()
 
     table = ArrowTable(path, schema, batches, num_rows)
-    table.parts = [
-        (f, i, pf.file.metadata.row_group(i).num_rows)
-        for f, pf in zip(files, opened, strict=True)
-        for i in range(pf.file.metadata.num_row_groups)
-    ]
+    table.parts = [(f, i, m.row_group(i).num_rows) for f, m in zip(files, footers, strict=True) for i in range(m.num_row_groups)]
+    if len(files) > 1 or files[0] != path:
+        table.files = [(f, m.num_rows) for f, m in zip(files, footers, strict=True)]
     return table
 
 
