@@ -115,7 +115,13 @@ class Lane:
         work = []
         for number, arm in enumerate(plan.arms or (None,)):
             pred = arrays["y_pred"] if arm in (None, pairing.BASELINE) else arrays[pairing.PRED]
-            batch = element_batch(arrays["y_true"], pred, weight, groups)
+            try:
+                batch = element_batch(arrays["y_true"], pred, weight, groups)
+            except DataError as exc:
+                # A shape that cannot be flattened (a later chunk): name the file and column.
+                role = "weight" if weight is not None and str(exc).startswith("the weight") else "y_pred"
+                label, source = describe(self.selection, role)
+                raise DataError(f"{label} row {start}: column '{source}': {exc}") from None
             if len(batch) == 0:
                 return
             try:

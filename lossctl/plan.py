@@ -224,7 +224,14 @@ def decide(
     task = None
     if first is not None:
         # Inputs of more than two dimensions are their element rows (the last axis the class axis).
-        e = flatten(first["y_true"], first["y_pred"], first.get("weight"))
+        try:
+            e = flatten(first["y_true"], first["y_pred"], first.get("weight"))
+        except DataError as exc:
+            # Name the file and column the shape comes from (the first rows).
+            weighted = selection.weight is not None and str(exc).startswith("the weight")
+            role = selection.weight if weighted else selection.y_pred
+            assert role is not None
+            raise DataError(f"{role.table.label}: column '{role.source}': {exc}") from None
         y_true, y_pred = e.y_true, e.y_pred
         task = infer_task(y_true, y_pred)
         if not specs:
