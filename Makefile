@@ -56,6 +56,14 @@ bench-small: $(STAMP) $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/generate.py --small --out $(BENCH_DATA)-small
 	$(BENCH_VENV)/bin/python benchmarks/run.py --data $(BENCH_DATA)-small --lossctl $(BIN)/lossctl --results /tmp/lossctl-bench-small.md
 
+# --by (20 and 100,000 groups) against DuckDB GROUP BY and polars group_by, memory against rows,
+# and --ci against the plain pass and a NumPy bootstrap loop; writes benchmarks/RESULTS-slices-intervals.md.
+.PHONY: bench-slices
+bench-slices: $(STAMP) $(BENCH_VENV)/.installed
+	$(BIN)/python -m compileall -q lossctl
+	$(BENCH_VENV)/bin/python benchmarks/generate.py --out $(BENCH_DATA) --only regression,binary
+	$(BENCH_VENV)/bin/python benchmarks/slices_intervals.py --data $(BENCH_DATA) --lossctl $(BIN)/lossctl
+
 # A plugin MSE against the built-in mse on the 20M-row regression Parquet; writes benchmarks/PLUGINS.md.
 bench-plugins: $(STAMP) $(BENCH_VENV)/.installed
 	$(BIN)/python -m compileall -q lossctl

@@ -444,6 +444,28 @@ def run_duckdb(w: Workload, data_dir: Path) -> PeerResult:
 # =========================================================================== polars
 
 
+def polars_regression(t: Any, p: Any) -> list[Any]:
+    """The 8 regression metrics as polars aggregations of targets ``t`` and predictions ``p``."""
+    import polars as pl
+
+    e = p - t
+    ae = e.abs()
+    x = -2.0 * e
+    softplus = x.clip(lower_bound=0.0) + (-x.abs()).exp().log1p()
+    return [
+        (e * e).mean().alias("mse"),
+        ae.mean().alias("mae"),
+        (100.0 * (ae / t.abs().clip(lower_bound=EPSILON)).mean()).alias("mape"),
+        ((p.clip(lower_bound=EPSILON).log1p() - t.clip(lower_bound=EPSILON).log1p()) ** 2)
+        .mean()
+        .alias("msle"),
+        pl.when(ae <= 1.0).then(0.5 * e * e).otherwise(ae - 0.5).mean().alias("huber"),
+        (e + softplus - math.log(2.0)).mean().alias("log_cosh"),
+        (e * e).mean().sqrt().alias("rmse"),
+        (1.0 - (e * e).sum() / ((t - t.mean()) ** 2).sum()).alias("r2"),
+    ]
+
+
 def run_polars(w: Workload, data_dir: Path) -> PeerResult:
     """One lazy ``select`` over ``scan_parquet`` / ``scan_csv``."""
     import polars as pl
@@ -462,22 +484,7 @@ def run_polars(w: Workload, data_dir: Path) -> PeerResult:
     notes: dict[str, str] = {}
 
     if w.kind == "regression":
-        e = p - t
-        ae = e.abs()
-        x = -2.0 * e
-        softplus = x.clip(lower_bound=0.0) + (-x.abs()).exp().log1p()
-        exprs = [
-            (e * e).mean().alias("mse"),
-            ae.mean().alias("mae"),
-            (100.0 * (ae / t.abs().clip(lower_bound=EPSILON)).mean()).alias("mape"),
-            ((p.clip(lower_bound=EPSILON).log1p() - t.clip(lower_bound=EPSILON).log1p()) ** 2)
-            .mean()
-            .alias("msle"),
-            pl.when(ae <= 1.0).then(0.5 * e * e).otherwise(ae - 0.5).mean().alias("huber"),
-            (e + softplus - math.log(2.0)).mean().alias("log_cosh"),
-            (e * e).mean().sqrt().alias("rmse"),
-            (1.0 - (e * e).sum() / ((t - t.mean()) ** 2).sum()).alias("r2"),
-        ]
+        exprs = polars_regression(t, p)
     elif w.kind == "binary":
         pc = p.clip(EPSILON, 1.0 - EPSILON)
         n_pos = t.sum().cast(pl.Float64)
