@@ -48,7 +48,11 @@ def roc_replicates(pos: F64, neg: F64, rows: np.ndarray, base: F64 | None, weigh
             wp = np.where(positive[a:z], w, 0.0)
             wn = w - wp
             starts = ties[np.searchsorted(ties, a) : np.searchsorted(ties, z)] - a
-            gp, gn = np.add.reduceat(wp, starts, axis=1), np.add.reduceat(wn, starts, axis=1)
+            if len(starts) < z - a:
+                # Tied scores: one sum per group of ties.
+                gp, gn = np.add.reduceat(wp, starts, axis=1), np.add.reduceat(wn, starts, axis=1)
+            else:
+                gp, gn = wp, wn  # every row its own group
             before = below[:, None] + np.cumsum(gn, axis=1) - gn
             area += np.einsum("ij,ij->i", gp, before + 0.5 * gn)
             below += gn.sum(axis=1)
