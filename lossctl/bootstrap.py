@@ -48,10 +48,12 @@ def fold(
     linear: list[tuple[Accumulator, State, list[Any], Any]] = []
     for batch, updates in work:
         others: list[tuple[Accumulator, State]] = []
+        # A weight per cell (Keras's per-element sample_weight) is no per-row column weight.
+        per_cell = batch.weight is not None and batch.weight.ndim > 1
         for acc, state in updates:
             if acc.keeps_rows:
                 continue
-            form = acc.linear(batch)
+            form = None if per_cell else acc.linear(batch)
             if form is None:
                 others.append((acc, state))
             else:
@@ -128,7 +130,7 @@ def _fold_reweighted(
         for j in range(count):
             w = block[j].astype(np.float64)
             if batch.weight is not None:
-                w *= batch.weight
+                w = (w if batch.weight.ndim == 1 else w[:, None]) * batch.weight
             r = 1 + first + j
             if groups is None:
                 part = batch.reweighted(w, slot=r)

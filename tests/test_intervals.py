@@ -294,3 +294,20 @@ def test_same_seed_same_intervals_other_seed_others() -> None:
 
     assert ci(3) == ci(3)
     assert ci(3)["low"] != ci(4)["low"]
+
+
+@pytest.mark.parametrize("spec", ["binary_accuracy", "precision", "auc"])
+def test_a_weight_per_cell_is_replicated_per_row(spec: str, tmp_path: Any) -> None:
+    # Keras's per-element sample_weight: replicate b weighs every cell of row i by W_b[i].
+    rng = np.random.default_rng(1)
+    n = 300
+    yt, yp, w = (rng.random((n, 3)) < 0.5).astype(float), rng.random((n, 3)), rng.random((n, 3)) + 0.1
+    paths = {}
+    for name, a in (("t", yt), ("p", yp), ("w", w)):
+        paths[name] = str(tmp_path / f"{name}.npy")
+        np.save(paths[name], a)
+    ci = lossctl.evaluate(true=paths["t"], pred=paths["p"], weight=paths["w"], metric=spec, ci=0.9, bootstrap=20, seed=3)
+    W = replicates.weights(3, np.arange(n), 0, 20)
+    values = [lossctl.get(spec)(yt, yp, sample_weight=w * W[b][:, None]) for b in range(20)]
+    assert ci.results[0].ci["se"] == pytest.approx(np.std(values, ddof=1), rel=1e-9)
+    assert ci.results[0].ci["low"] == pytest.approx(np.quantile(values, 0.05), rel=1e-9)
