@@ -16,23 +16,33 @@ from lossctl.batch import F64
 _SWEEP = 1 << 17
 
 
-def roc_replicates(pos: F64, neg: F64, rows: np.ndarray, base: F64 | None, weigh: Any, replicates: int) -> F64:
+def roc_replicates(
+    pos_parts: list[F64], neg_parts: list[F64], row_parts: list[np.ndarray], base: F64 | None, weigh: Any, replicates: int
+) -> F64:
     """ROC AUC of every bootstrap replicate (NaN when undefined): one sort, one sweep per 8 replicates.
 
     The scores are sorted once; per block of ascending scores (cut between
     ties) and 8 replicates at a time, each tie group's positive and negative
     weight is summed, and ``sum(w_pos * (w_neg below + w_neg tied / 2))``
-    accumulates with the running negative weight below.
+    accumulates with the running negative weight below. The kept chunks
+    (scores of positives then negatives, their rows' numbers in the same
+    order) are joined once; indices and row numbers are 32-bit where they
+    fit, so the peak stays near 17 bytes a row besides the state.
     """
-    scores = np.concatenate([pos, neg])
-    order = np.argsort(scores, kind="stable")
-    scores = scores[order]
-    positive = order < len(pos)
-    rows = rows[order]
+    n_pos = sum(len(p) for p in pos_parts)
+    scores = np.concatenate([*pos_parts, *neg_parts]) if pos_parts or neg_parts else np.empty(0)
+    index = np.int32 if len(scores) < 2**31 else np.int64
+    order = np.argsort(scores, kind="stable").astype(index)
+    ordered = scores[order]
+    del scores
+    ties = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]).astype(index)
+    del ordered
+    positive = order < n_pos
+    # Row numbers below 2**31 (every input short of two billion rows) gathered as 32-bit.
+    small = all(len(r) == 0 or int(r.max()) < 2**31 for r in row_parts)
+    rows = np.concatenate(row_parts, dtype=np.int32 if small else np.int64, casting="unsafe")[order]
     base = None if base is None else base[order]
     del order
-    ties = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]])
-    del scores
     cuts = np.unique(ties[np.searchsorted(ties, np.arange(0, len(rows), _SWEEP))])
     cuts = np.r_[cuts, len(rows)]
     out = np.full(replicates, np.nan)

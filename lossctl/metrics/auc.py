@@ -183,20 +183,21 @@ class ExactAUC(Accumulator):
         weighted = "pos_w.0" in state.kinds
         per_column = []
         for j in range(positives.shape[1]):
-            pos, neg = _concat(state.chunks(f"pos.{j}", slot)), _concat(state.chunks(f"neg.{j}", slot))
-            rows = np.concatenate([_concat(state.chunks(f"pos_r.{j}", slot)), _concat(state.chunks(f"neg_r.{j}", slot))])
-            if len(rows) != len(pos) + len(neg):
+            pos_parts, neg_parts = state.chunks(f"pos.{j}", slot), state.chunks(f"neg.{j}", slot)
+            row_parts = [*state.chunks(f"pos_r.{j}", slot), *state.chunks(f"neg_r.{j}", slot)]
+            if sum(len(r) for r in row_parts) != sum(len(p) for p in (*pos_parts, *neg_parts)):
                 raise DataError(f"{self.owner}: the state holds no row numbers for --ci")
             base = None
             if weighted:
                 base = np.concatenate([
-                    self._weights(state.chunks(f"pos_w.{j}", slot), [pos]),
-                    self._weights(state.chunks(f"neg_w.{j}", slot), [neg]),
+                    self._weights(state.chunks(f"pos_w.{j}", slot), pos_parts),
+                    self._weights(state.chunks(f"neg_w.{j}", slot), neg_parts),
                 ])
             if self.curve == "PR":
+                pos, neg, rows = _concat(pos_parts), _concat(neg_parts), np.concatenate(row_parts)
                 per_column.append(pr_replicates(pos, neg, rows, base, weigh, replicates, exact_average_precision))
             else:
-                per_column.append(roc_replicates(pos, neg, rows, base, weigh, replicates))
+                per_column.append(roc_replicates(pos_parts, neg_parts, row_parts, base, weigh, replicates))
         values = np.mean(per_column, axis=0)
         return [
             Value.of(v) if np.isfinite(v) else Value.undefined("AUC is undefined in this replicate")
