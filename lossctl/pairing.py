@@ -105,21 +105,48 @@ def _keys(table: Table, key: str) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0)
 
 
-def _reordered(baseline: Table, candidate: Table, key: str, cand: Selection, shared_truth: bool) -> Table:
-    """The candidate's columns in the baseline's row order, matched by ``key``."""
+def _positions(candidate: Table, key: str, base_keys: np.ndarray, cand_keys: np.ndarray) -> np.ndarray:
+    """``where[i]``: the candidate row holding baseline row ``i``'s key (-1: none); a repeated candidate key is a data error.
+
+    Integer keys in a dense range use a direct-address table; others one
+    hash table (pandas), built once.
+    """
+    n = len(cand_keys)
+    if n and base_keys.dtype.kind in "iu" and cand_keys.dtype.kind in "iu":
+        lo, hi = int(cand_keys.min()), int(cand_keys.max())
+        if hi - lo < 4 * n:
+            table = np.full(hi - lo + 1, -1, dtype=np.int64)
+            offsets = cand_keys - lo
+            table[offsets] = np.arange(n)
+            lost = np.flatnonzero(table[offsets] != np.arange(n))  # earlier rows of a repeated key
+            if lost.size:
+                row = int(table[offsets[lost[0]]])
+                raise DataError(f"{candidate.label} row {row}: --key column '{key}' repeats the key {cand_keys[row]!r}")
+            where = np.full(len(base_keys), -1, dtype=np.int64)
+            inside = (base_keys >= lo) & (base_keys <= hi)
+            where[inside] = table[base_keys[inside] - lo]
+            return where
     import pandas as pd
 
+    index = pd.Index(cand_keys, copy=False)
+    if index.has_duplicates:
+        row = int(np.argmax(index.duplicated()))
+        raise DataError(f"{candidate.label} row {row}: --key column '{key}' repeats the key {cand_keys[row]!r}")
+    return np.asarray(index.get_indexer(base_keys), dtype=np.int64)
+
+
+def _reordered(baseline: Table, candidate: Table, key: str, cand: Selection, shared_truth: bool) -> Table:
+    """The candidate's columns in the baseline's row order, matched by ``key``.
+
+    The keys of both files are held (and one index over the candidate's);
+    the candidate's columns are scattered straight into place as they are read.
+    """
     base_keys, cand_keys = _keys(baseline, key), _keys(candidate, key)
-    if len(base_keys) != len(cand_keys):
-        raise DataError(
-            f"row counts differ: {baseline.label} has {len(base_keys)} rows but {candidate.label} has {len(cand_keys)}"
-        )
-    for table, keys in ((baseline, base_keys), (candidate, cand_keys)):
-        index = pd.Index(keys)
-        if index.has_duplicates:
-            row = int(np.argmax(index.duplicated()))
-            raise DataError(f"{table.label} row {row}: --key column '{key}' repeats the key {keys[row]!r}")
-    where = pd.Index(cand_keys).get_indexer(pd.Index(base_keys))
+    n = len(base_keys)
+    if n != len(cand_keys):
+        raise DataError(f"row counts differ: {baseline.label} has {n} rows but {candidate.label} has {len(cand_keys)}")
+    where = _positions(candidate, key, base_keys, cand_keys)
+    del cand_keys
     missing = np.flatnonzero(where < 0)
     if missing.size:
         row = int(missing[0])
@@ -127,13 +154,26 @@ def _reordered(baseline: Table, candidate: Table, key: str, cand: Selection, sha
             f"{baseline.label} row {row}: key {base_keys[row]!r} (--key {key}) is not in {candidate.label} "
             f"({missing.size} key(s) of the baseline are not)"
         )
-    del base_keys, cand_keys
+    inverse = np.full(n, -1, dtype=np.int64)
+    inverse[where] = np.arange(n)  # candidate row -> baseline row
+    if (inverse < 0).any():
+        # As many rows, every key found: a baseline key given twice left a candidate row over.
+        order = np.argsort(where, kind="stable")
+        twice = order[1:][where[order[1:]] == where[order[:-1]]]
+        row = int(twice.min())
+        raise DataError(f"{baseline.label} row {row}: --key column '{key}' repeats the key {base_keys[row]!r}")
+    del where, base_keys
     names = list(dict.fromkeys([*cand.y_pred.columns, *(() if shared_truth else cand.y_true.columns)]))
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    arrays: dict[str, np.ndarray] = {}
+    start = 0
     for chunk in candidate.chunks(names, _WHOLE):
-        for n in names:
-            parts[n].append(chunk[n])
-    arrays = {n: (np.concatenate(p) if p else np.empty(0))[where] for n, p in parts.items()}
+        rows = len(chunk[names[0]])
+        for name in names:
+            values = chunk[name]
+            if name not in arrays:
+                arrays[name] = np.empty((n, *values.shape[1:]), dtype=values.dtype)
+            arrays[name][inverse[start : start + rows]] = values
+        start += rows
     return ArraysTable(f"{candidate.label} (rows matched by {key})", arrays)
 
 

@@ -259,3 +259,33 @@ def test_outputs(tmp_path: Path) -> None:
     assert {r["arm"] for r in doc["results"]} == {"baseline", "candidate", "delta"}
     junit = _run(*args, "-c", "delta(auc) > 0", "--max-regression", "mse=5%", "-f", "junit").stdout
     assert junit.count("<testcase") == 2
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse", "text"])
+def test_keys_of_every_kind_match_and_repeats_are_named(tmp_path: Path, kind: str) -> None:
+    base, cand = _files(tmp_path, n=400)
+    ids = pq.read_table(base)["id"].to_numpy()
+    keys = {"dense": ids, "sparse": ids * 1_000_003, "text": np.array([f"k{i}" for i in ids])}[kind]
+    order = np.random.default_rng(2).permutation(400)
+    b_tab, c_tab = pq.read_table(base), pq.read_table(cand)
+    pq.write_table(b_tab.set_column(0, "id", pa.array(keys)), base)
+    shuffled = c_tab.set_column(0, "id", pa.array(keys)).take(order)
+    pq.write_table(shuffled, cand)
+    keyed = lossctl.compare(base, cand, metric="auc,mse", key="id")
+    plain = lossctl.compare(base, base, metric="auc,mse")
+    for spec in ("auc", "mse"):
+        expected = lossctl.evaluate(base, metric=spec).results[0].value
+        assert keyed.lookup(spec, arm="baseline").value == pytest.approx(expected, rel=1e-12)
+        assert plain[spec].value == 0.0
+    # The positional candidate equals the keyed one.
+    pq.write_table(c_tab.set_column(0, "id", pa.array(keys)), tmp_path / "ordered.parquet")
+    ordered = lossctl.compare(base, str(tmp_path / "ordered.parquet"), metric="auc,mse")
+    for spec in ("auc", "mse"):
+        assert keyed[spec].value == pytest.approx(ordered[spec].value, rel=1e-12)
+    # A key given twice in the baseline: its row is named.
+    twice = keys.copy()
+    twice[7] = twice[3]
+    pq.write_table(b_tab.set_column(0, "id", pa.array(twice)), tmp_path / "twice.parquet")
+    proc = _run("compare", str(tmp_path / "twice.parquet"), cand, "-m", "auc", "--key", "id")
+    assert proc.returncode == 3, proc.stderr
+    assert "twice.parquet row 7" in proc.stderr and "repeats the key" in proc.stderr
