@@ -79,5 +79,12 @@ bench-scale: $(TEST_STAMP) $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/generate.py --only regression --out $(BENCH_DATA)
 	$(BIN)/python benchmarks/scale.py --data $(BENCH_DATA) --lossctl $(BIN)/lossctl
 
+# lossctl compare against DuckDB and polars joining two 20M-row files (by position, and by id with
+# the rows shuffled), and compare --ci against eval --ci (2M rows); writes benchmarks/RESULTS-compare.md.
+.PHONY: bench-compare
+bench-compare: $(STAMP) $(BENCH_VENV)/.installed
+	$(BIN)/python -m compileall -q lossctl
+	$(BENCH_VENV)/bin/python benchmarks/compare.py --data $(BENCH_DATA) --lossctl $(BIN)/lossctl
+
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .hypothesis

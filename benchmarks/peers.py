@@ -317,19 +317,25 @@ def _duckdb_source(w: Workload, data_dir: Path) -> str:
     raise NotApplicable("DuckDB has no NPY reader")
 
 
-_DUCKDB_REGRESSION = """
-WITH d AS (SELECT y_true AS t, y_pred AS p, y_pred - y_true AS e FROM {src})
+def duckdb_regression_terms(t: str = "t", p: str = "p", e: str = "e", arm: str = "") -> str:
+    """The 8 regression aggregates over targets ``t``, predictions ``p`` and ``e = p - t`` (SQL
+    names), each named after its metric key plus ``arm``; ``{eps}`` is left to be formatted."""
+    return f"""  avg({e} * {e}) AS mse{arm},
+  avg(abs({e})) AS mae{arm},
+  100.0 * avg(abs({e}) / greatest(abs({t}), {{eps}})) AS mape{arm},
+  avg(pow(ln(greatest({p}, {{eps}}) + 1.0) - ln(greatest({t}, {{eps}}) + 1.0), 2)) AS msle{arm},
+  avg(CASE WHEN abs({e}) <= 1.0 THEN 0.5 * {e} * {e} ELSE abs({e}) - 0.5 END) AS huber{arm},
+  -- log_cosh(e) = e + softplus(-2e) - ln 2, softplus(x) = max(x, 0) + ln(1 + exp(-|x|))
+  avg({e} + greatest(-2.0 * {e}, 0.0) + ln(1.0 + exp(-abs(2.0 * {e}))) - ln(2.0)) AS log_cosh{arm},
+  sqrt(avg({e} * {e})) AS rmse{arm},
+  1.0 - sum({e} * {e}) / (var_pop({t}) * count(*)) AS r2{arm}"""
+
+
+_DUCKDB_REGRESSION = f"""
+WITH d AS (SELECT y_true AS t, y_pred AS p, y_pred - y_true AS e FROM {{src}})
 SELECT
   count(*) AS rows,
-  avg(e * e) AS mse,
-  avg(abs(e)) AS mae,
-  100.0 * avg(abs(e) / greatest(abs(t), {eps})) AS mape,
-  avg(pow(ln(greatest(p, {eps}) + 1.0) - ln(greatest(t, {eps}) + 1.0), 2)) AS msle,
-  avg(CASE WHEN abs(e) <= 1.0 THEN 0.5 * e * e ELSE abs(e) - 0.5 END) AS huber,
-  -- log_cosh(e) = e + softplus(-2e) - ln 2, softplus(x) = max(x, 0) + ln(1 + exp(-|x|))
-  avg(e + greatest(-2.0 * e, 0.0) + ln(1.0 + exp(-abs(2.0 * e))) - ln(2.0)) AS log_cosh,
-  sqrt(avg(e * e)) AS rmse,
-  1.0 - sum(e * e) / (var_pop(t) * count(*)) AS r2
+{duckdb_regression_terms()}
 FROM d
 """
 
