@@ -51,6 +51,7 @@ from common import (  # noqa: E402
     WORKLOADS,
     with_scale_section,
 )
+
 BUCKET = "lossctl-bench"
 
 

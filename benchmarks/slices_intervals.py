@@ -38,32 +38,18 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCH_DIR, DEFAULT_DATA_DIR, WORKLOADS
-from run import DEFAULT_LOSSCTL, Outcome, Run, measure, warm_cache
-from slices_report import KEYS, PEER_TOOLS, REGRESSION, REPLICATES, Groups, render
+from run import DEFAULT_LOSSCTL, Run, measure, warm_cache
+from slices_report import KEYS, PEER_TOOLS, REGRESSION, REPLICATES, Arm, Groups, render
 
 PEERS = BENCH_DIR / "slices_peers.py"
 DEFAULT_RESULTS = BENCH_DIR / "RESULTS-slices-intervals.md"
 BINARY = WORKLOADS["binary_parquet"].lossctl
 TIME = Path("/usr/bin/time")
 RSS_MARK = "lossctl-bench-max-rss-kb="
-
-
-@dataclass
-class Arm(Outcome):
-    """One command measured in every round (``tool`` is its name)."""
-
-    cmd: list[str] = field(default_factory=list)
-    #: standard output of the successful runs (of the first only when it is long)
-    outputs: list[str] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.tool
 
 
 def lossctl_eval(lossctl: list[str], path: Path, request: object, *extra: str) -> list[str]:

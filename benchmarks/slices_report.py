@@ -11,15 +11,35 @@ import math
 import os
 import shlex
 import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow.parquet as pq
 from common import ABS_TOL, BENCH_DIR, REL_TOL, WORKLOADS
-from run import Run, _read_cpu_model, env_versions, redact, rel_diff, script_interpreter
+from run import (
+    Outcome,
+    Run,
+    _read_cpu_model,
+    env_versions,
+    redact,
+    rel_diff,
+    script_interpreter,
+)
 
-if TYPE_CHECKING:
-    from slices_intervals import Arm
+
+@dataclass
+class Arm(Outcome):
+    """One command measured in every round (``tool`` is its name)."""
+
+    cmd: list[str] = field(default_factory=list)
+    #: standard output of the successful runs (of the first only when it is long)
+    outputs: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.tool
+
 
 Groups = dict[str, dict[str, float]]
 REGRESSION = WORKLOADS["regression_parquet"].lossctl
