@@ -90,7 +90,10 @@ class Accumulator:
         return None
 
     def add_sums(self, state: State, slots: np.ndarray, sums: np.ndarray, rows: np.ndarray, context: Any) -> None:
-        """Fold the weighted column sums ``sums[i]`` (of ``rows[i]`` rows) into slot ``slots[i]``."""
+        """Fold the weighted column sums ``sums[i]`` (of ``rows[i]`` rows) into slot ``slots[i]``.
+
+        The slots' ``rows`` are counted by the caller (``lossctl.bootstrap``).
+        """
         raise NotImplementedError
 
     def finish_replicates(self, state: State, slot: int, weigh: Any, replicates: int) -> list[Value]:
@@ -124,6 +127,19 @@ class Accumulator:
                 )
             if declared != kind:
                 raise DataError(f"state array '{name}' ({kind}) does not belong to {self.key}")
+
+
+def fold_batch(updates: Sequence[tuple[Accumulator, State]], batch: Batch) -> None:
+    """Update every state with ``batch``: with groups, a grouped accumulator at once, the others one group at a time."""
+    parts: list[Batch] | None = None
+    for acc, state in updates:
+        if batch.groups is None or acc.grouped:
+            acc.update(state, batch)
+            continue
+        if parts is None:
+            parts = batch.by_group()  # split once, shared by every state that needs it
+        for part in parts:
+            acc.update(state, part)
 
 
 class Transformed(Accumulator):
@@ -273,7 +289,6 @@ class Mean(Accumulator):
     def add_sums(self, state: State, slots: np.ndarray, sums: np.ndarray, rows: np.ndarray, context: Any) -> None:
         state.declare("total", "sum")[slots] += sums[:, 0]
         state.declare("weight", "sum")[slots] += sums[:, 1]
-        state.data["rows"][slots] += rows
 
     def finish(self, state: State, slot: int = 0) -> Value:
         rows = state.rows(slot)

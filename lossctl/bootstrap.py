@@ -24,13 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from lossctl.accumulate import Accumulator, Value
+from lossctl.accumulate import Accumulator, Value, fold_batch
 from lossctl.batch import Batch
-from lossctl.replicates import Replication, block_rows, by_row, counts
+from lossctl.replicates import PER_HASH, Replication, block_rows, by_row, counts
 from lossctl.state import State
-
-# Replicates generated at a time for a reweighted update (a multiple of 8: one hash serves 8).
-_AT_ONCE = 8
 
 
 def fold(
@@ -88,7 +85,6 @@ def _fold_linear(
     if groups is None:
         present = np.zeros(1, dtype=np.int64)
         sizes = np.array([n], dtype=np.int64)
-        order = None
         starts = np.zeros(1, dtype=np.int64)
     else:
         order = np.argsort(groups, kind="stable")
@@ -117,6 +113,7 @@ def _fold_linear(
     for (acc, state, _, context), place in zip(linear, places, strict=True):
         block = sums[:, place, :].transpose(0, 2, 1).reshape(len(slots), len(place))
         acc.add_sums(state, slots, block, counted, context)
+        state.data["rows"][slots] += counted
 
 
 def _fold_reweighted(
@@ -124,8 +121,8 @@ def _fold_reweighted(
 ) -> None:
     rows = batch.rows
     assert rows is not None
-    for first in range(0, rep.replicates, _AT_ONCE):
-        count = min(_AT_ONCE, rep.replicates - first)
+    for first in range(0, rep.replicates, PER_HASH):
+        count = min(PER_HASH, rep.replicates - first)
         block = counts(rep.seed, rows, first, count)
         for j in range(count):
             w = block[j].astype(np.float64)
@@ -136,12 +133,7 @@ def _fold_reweighted(
                 part = batch.reweighted(w, slot=r)
             else:
                 part = batch.reweighted(w, groups=groups * rep.stride + r)
-            for acc, state in others:
-                if part.groups is None or acc.grouped:
-                    acc.update(state, part)
-                else:
-                    for piece in part.by_group():
-                        acc.update(state, piece)
+            fold_batch(others, part)
 
 
 def cost(acc: Accumulator) -> str:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lossctl import bootstrap, pairing
+from lossctl.accumulate import fold_batch
 from lossctl.batch import F64, Batch
 from lossctl.chunks import GROUP, Slicer, aligned_chunks, slicer_for
 from lossctl.columns import Selection
@@ -162,18 +163,11 @@ class Lane:
                 acc.update(state, batch)
             return
         needed = stride if groups is None else int(groups.max()) + stride
-        parts: list[Batch] | None = None
-        for acc, state in updates:
+        for _, state in updates:
             if state.slots < needed:
                 # Groups appear as the rows come: grow geometrically, not by one.
                 state.grow(max(needed, 2 * state.slots))
-            if groups is None or acc.grouped:
-                acc.update(state, batch)
-                continue
-            if parts is None:
-                parts = batch.by_group()
-            for part in parts:
-                acc.update(state, part)
+        fold_batch(updates, batch)
 
 
 def _drive(lanes: list[Lane], chunks: Chunks, on_chunk: Callable[[int], None] | None) -> None:

@@ -36,7 +36,6 @@ PER_HASH = 8  # one-byte uniforms per 64-bit hash
 
 # A byte u counts the thresholds it reaches: P(count = k) = (94, 95, 46, 16, 4, 1)[k] / 256.
 THRESHOLDS = tuple(np.uint8(t) for t in (94, 189, 235, 251, 255))
-COUNTS = np.array([94, 95, 46, 16, 4, 1]) / 256.0
 
 
 def _mix(z: NDArray[np.uint64]) -> NDArray[np.uint64]:

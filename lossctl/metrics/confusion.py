@@ -165,7 +165,6 @@ class Counts(Accumulator):
         k = int(context)
         for i, name in enumerate(("tp", "fp", "fn", "tn")):
             state.declare(name, "sum", (k,))[slots] += sums[:, i * k : (i + 1) * k]
-        state.data["rows"][slots] += rows
 
     def finish(self, state: State, slot: int = 0) -> Value:
         if state.rows(slot) == 0:

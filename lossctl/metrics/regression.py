@@ -288,7 +288,6 @@ class R2(Accumulator):
         moments[slots] = chan(moments[slots], block)
         state.declare("ssr", "sum", (d,))[slots] += ssr
         state.declare("elements", "sum", (), np.int64)[slots] += rows * d
-        state.data["rows"][slots] += rows
 
     def finish_slots(self, state: State, slots: Sequence[int]) -> list[Value]:
         """Every slot at once; a slot that is not a plain defined value takes :meth:`finish`'s path."""
