@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from lossctl.columns import Selection, select
+from lossctl.columns import Selection
 from lossctl.errors import DataError, LossctlError, UsageProblem
 from lossctl.io.remote import is_uri
 from lossctl.partial import Partial, merge
@@ -128,17 +128,13 @@ def plan_here(doc: Mapping[str, Any], payload: Sequence[tuple[str, str, bytes | 
 
 def _open(request: Any, piece: Piece | None, label: str) -> tuple[Selection, int]:
     """The selection of a piece (the whole input without one) and its first global row."""
-    from lossctl.io import open_one, open_table
     from lossctl.io.parquet import open_parquet_piece
+    from lossctl.sources import select_sources
 
     if piece is None:
-        table = open_table(request.files, request.input_format, request.delimiter, request.max_line_bytes) if request.files else None
-        first = 0
-    else:
-        table = open_parquet_piece(piece["path"], piece["row_groups"], label, piece["first_row"])
-        first = piece["first_row"]
-    opener = lambda path: open_one(path, request.input_format if not request.files else None, request.delimiter, request.max_line_bytes)  # noqa: E731
-    return select(table, request.true, request.pred, request.weight, opener), first
+        return select_sources(request, False), 0
+    table = open_parquet_piece(piece["path"], piece["row_groups"], label, piece["first_row"])
+    return select_sources(request, False, table), int(piece["first_row"])
 
 
 def fold_piece(job: Mapping[str, Any]) -> Result:

@@ -12,18 +12,18 @@ from lossctl.io import Table, open_one, open_table
 from lossctl.request import Request
 
 
-def select_sources(request: Request, compare: bool) -> Selection:
-    """The columns of every role: from the FILEs as one table, or a comparison's two files."""
+def select_sources(request: Request, compare: bool, table: Table | None = None) -> Selection:
+    """The columns of every role: from the FILEs as one table, or a comparison's two files.
+
+    ``table``: the table to read instead of the FILEs (a piece of them: a Dask task's row groups).
+    """
 
     def opener(path: str) -> Table:
         return open_one(path, request.input_format if not request.files else None, request.delimiter, request.max_line_bytes)
 
     if not compare:
-        table = (
-            open_table(request.files, request.input_format, request.delimiter, request.max_line_bytes)
-            if request.files
-            else None
-        )
+        if table is None and request.files:
+            table = open_table(request.files, request.input_format, request.delimiter, request.max_line_bytes)
         return select(table, request.true, request.pred, request.weight, opener)
     if len(request.files) != 2:
         raise UsageProblem(f"compare takes two files, BASELINE and CANDIDATE, not {len(request.files)}")
