@@ -11,6 +11,7 @@ the rows: the key of every row of both files, and the candidate's columns).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -228,6 +229,9 @@ def two_models_warning(files: Sequence[str], selection: Selection, open_source: 
     does with several FILEs) mixes two models into one number.
     """
     if len(files) != 2 or selection.y_true.table is not selection.y_pred.table:
+        return None
+    if not all(os.path.isfile(f) for f in files):
+        # Standard input, a pipe or a remote object cannot be read a second time for a hint.
         return None
     try:
         tables = [open_source(f) for f in files]
