@@ -104,20 +104,21 @@ def finish(
     }
     summary = InputSummary(files, roles, plan.task, partial.rows, partial.dropped)
     order = (BASELINE, CANDIDATE, DELTA) if plan.arms else (None,)
-    overall = tuple(r for i in range(len(plan.specs)) for arm in order for r in (by_arm[arm][0][i],))
+    overall = tuple(by_arm[arm][0][i] for i in range(len(plan.specs)) for arm in order)
     by_group: tuple[MetricResult, ...] = ()
     if partial.groups is not None and main[1]:
         count = len(next(iter(main[1].values())))
         by_group = tuple(by_arm[arm][1][i][g] for g in range(count) for i in range(len(plan.specs)) for arm in order)
-    grouped = main[1] if partial.groups is not None else None
-    arms = {arm: (by_arm[arm][0], by_arm[arm][1] if partial.groups is not None else None) for arm in plan.arms + ((DELTA,) if plan.arms else ())}
+    sliced = partial.groups is not None
+    # What each compare(...) check reads: per arm, the overall results and the groups'.
+    arms = {arm: (by_arm[arm][0], by_arm[arm][1] if sliced else None) for arm in order if arm is not None}
     return Evaluation(
         input=summary,
         results=overall + by_group,
         version=__version__,
         signature=dict(signature),
         warnings=tuple(warnings),
-        checks=judge(plan.checks, main[0], grouped, arms or None),
+        checks=judge(plan.checks, main[0], main[1] if sliced else None, arms or None),
         by=plan.by,
         arms=plan.arms,
     )
